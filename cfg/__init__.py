@@ -1,0 +1,1 @@
+"""GISM defaults and recipes as YAML (installed as the ``yolo_gism.cfg`` package)."""

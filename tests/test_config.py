@@ -1,0 +1,66 @@
+"""GISMConfig: defaults from the packaged YAML, key=value and file overrides, and clear errors."""
+
+import pytest
+from ultralytics.cfg import DEFAULT_CFG_DICT
+
+from yolo_gism.config import GISMConfig, default_yaml_path, split_gism_args
+
+
+def test_packaged_defaults_match_the_dataclass():
+    import yaml
+
+    from_yaml = yaml.safe_load(default_yaml_path().read_text())
+    cfg = GISMConfig.from_dict({})
+    for key, value in from_yaml.items():
+        assert getattr(cfg, key) == value, key
+
+
+def test_no_gism_key_collides_with_ultralytics():
+    assert not (set(GISMConfig.keys()) | {"gism"}) & set(DEFAULT_CFG_DICT)
+
+
+def test_file_then_explicit_values(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("temperature: 4\nalpha: 0.2\n")
+    cfg = GISMConfig.from_dict({"gism": str(f), "alpha": 0.7})
+    assert (cfg.temperature, cfg.alpha) == (4.0, 0.7)
+
+
+def test_unknown_key_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown GISM key\(s\) \['temprature'\].*temperature"):
+        GISMConfig.from_dict({"temprature": 3})
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"temperature": 0}, "temperature=0.0 must be >"),
+        ({"temperature": -1}, "temperature"),
+        ({"alpha": 1.5}, "alpha=1.5 must be <= 1"),
+        ({"alpha": -0.1}, "alpha"),
+        ({"kd_warmup": -1}, "kd_warmup"),
+        ({"selection": "all"}, "selection"),
+        ({"student_layers": [1, 2], "teacher_layers": [1]}, "same count"),
+        ({"student_layers": [1]}, "together"),
+        ({"kd_feat": False, "kd_cls": False, "kd_box": False}, "nothing to distill"),
+    ],
+)
+def test_invalid_values_name_the_argument(values, match):
+    with pytest.raises(ValueError, match=match):
+        GISMConfig.from_dict(values)
+
+
+def test_missing_gism_file():
+    with pytest.raises(FileNotFoundError, match="gism=nope.yaml"):
+        GISMConfig.from_dict({"gism": "nope.yaml"})
+
+
+def test_lambda_schedule_warmup_ramp_stop():
+    cfg = GISMConfig.from_dict({"kd_warmup": 2, "kd_ramp": 1, "kd_stop": 2, "kd_gain": 3.0})
+    assert [cfg.kd_lambda(e, 10) for e in range(10)] == [0, 0, 1.5, 3, 3, 3, 3, 3, 0, 0]
+
+
+def test_split_keeps_ultralytics_args_unchanged():
+    gism, rest = split_gism_args({"epochs": 3, "box": 7.5, "temperature": 2, "gism": "x.yaml", "teacher": "t.pt"})
+    assert rest == {"epochs": 3, "box": 7.5}
+    assert gism == {"temperature": 2, "gism": "x.yaml", "teacher": "t.pt"}

@@ -1,0 +1,172 @@
+"""GISMCriterion: Ultralytics' detection loss plus the GISM terms, in the slot Ultralytics calls.
+
+Ultralytics computes the training loss as ``student.criterion(preds, batch)``. The trainer puts this
+object in that slot. It owns references to the teacher, adapters and losses, so it must never travel
+with the student: every deep copy or pickle of it yields ``None`` (the student copy then builds a stock
+criterion when it needs one), which keeps EMA copies, checkpoints and NaN-recovery copies clean even on
+code paths this project does not know about.
+
+Exact formula (per batch of B images):
+    loss = L_det + B * lambda(epoch) * [ T^2 KL_cls + alpha L_box + (1 - alpha) sum_l w_l L_feat,l ]
+L_det is Ultralytics' own loss, which is already multiplied by B; each GISM term is a weighted mean over
+locations (see yolo_gism.losses), so the B factor gives the two parts the same scaling, as Ultralytics'
+built-in distillation does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ultralytics.utils.tal import make_anchors
+
+from .distributed import average_tensor
+from .losses import BinDistributionKD, ClassScoreKD, DecodedBoxKD, FeatureAlignLoss
+from .select import anchor_weight_from_instances, boxes_to_mask, gi_instances, level_shapes, split_anchor_weight
+from .teacher import map_teacher_scores
+
+LOSS_NAMES = ("feat_loss", "kdcls_loss", "kdbox_loss")
+
+
+def ltrb_distances(boxes: torch.Tensor, reg_max: int) -> torch.Tensor:
+    """(B, 4*reg_max, A) raw box outputs -> (B, A, 4) edge distances in grid units (DFL expectation)."""
+    b, _, a = boxes.shape
+    if reg_max == 1:
+        return boxes.float().permute(0, 2, 1)
+    bins = boxes.float().view(b, 4, reg_max, a).softmax(2)
+    proj = torch.arange(reg_max, device=boxes.device, dtype=torch.float32)
+    return (bins * proj.view(1, 1, -1, 1)).sum(2).permute(0, 2, 1)
+
+
+def to_xyxy(ltrb: torch.Tensor, anchors: torch.Tensor, strides: torch.Tensor) -> torch.Tensor:
+    """Edge distances around anchor points (grid units) -> xyxy boxes in input pixels."""
+    return torch.cat([anchors - ltrb[..., :2], anchors + ltrb[..., 2:]], -1) * strides
+
+
+class GISMCriterion:
+    def __init__(self, detection, teacher, adapters, level_weights, cfg, class_groups, student_reg_max,
+                 teacher_reg_max, strides, recorder=None):
+        self.detection = detection  # Ultralytics' criterion for the student, unchanged
+        self.teacher = teacher
+        self.adapters = adapters
+        self.level_weights = level_weights
+        self.cfg = cfg
+        self.class_groups = class_groups
+        self.student_reg_max, self.teacher_reg_max = student_reg_max, teacher_reg_max
+        self.strides = strides
+        self.recorder = recorder
+        self.feature_loss = FeatureAlignLoss()
+        self.class_loss = ClassScoreKD(cfg.temperature)
+        same_bins = student_reg_max == teacher_reg_max > 1
+        self.box_loss = BinDistributionKD(student_reg_max, cfg.temperature) if same_bins else DecodedBoxKD()
+        self.kd_lambda = 0.0
+        self.epoch, self.batch_index = 0, 0
+        self.problem: str | None = None  # set when a GISM term was not finite; the trainer skips that step
+        self.last_level_losses: torch.Tensor | None = None
+
+    # The criterion never travels with the student (see module docstring).
+    def __deepcopy__(self, memo):
+        return None
+
+    def __reduce__(self):
+        return type(None), ()
+
+    def update(self):
+        """Ultralytics calls criterion.update() each epoch (end-to-end heads decay their one-to-many gain)."""
+        if hasattr(self.detection, "update"):
+            self.detection.update()
+
+    def start_epoch(self, epoch: int, kd_lambda: float) -> None:
+        self.epoch, self.batch_index, self.kd_lambda = epoch, 0, kd_lambda
+
+    def __call__(self, preds, batch):
+        det_loss, items = self.detection(preds, batch)
+        zero = torch.zeros(1, device=det_loss.device)
+        training = not isinstance(preds, tuple)  # Ultralytics' validation passes (inference, raw) tuples
+        self.batch_index += training
+        if not training or self.kd_lambda == 0.0:
+            if self.recorder is not None:
+                self.recorder.pop()
+            return torch.cat([det_loss, zero]), {**items, **dict.fromkeys(LOSS_NAMES, zero[0].detach())}
+        student = preds.get("one2many", preds)  # end-to-end heads: one2one trains on detached features
+        teacher = self.teacher(batch["img"])
+        terms = self.terms(student, teacher, batch["img"].shape[-2:])
+        total = sum(terms.values())
+        items = {**items, **{name: value.detach().reshape(()) for name, value in zip(LOSS_NAMES, terms.values())}}
+        return torch.cat([det_loss, (total * batch["img"].shape[0]).reshape(1)]), items
+
+    def terms(self, student: dict, teacher: dict, img_hw) -> dict[str, torch.Tensor]:
+        """The three weighted GISM terms (feature, class, box), each already multiplied by lambda."""
+        cfg, lam = self.cfg, self.kd_lambda
+        s_scores = student["scores"].float().permute(0, 2, 1)  # (B, A, C)
+        t_scores = map_teacher_scores(teacher["scores"].float(), self.class_groups).permute(0, 2, 1)
+        anchors, strides = make_anchors(student["feats"], self.strides, 0.5)
+        s_ltrb = ltrb_distances(student["boxes"], self.student_reg_max)
+        t_ltrb = ltrb_distances(teacher["boxes"], self.teacher_reg_max)
+        shapes = level_shapes(student["feats"])
+        anchor_weight, instances = self.anchor_weight(s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, img_hw)
+        zero = s_scores.sum() * 0.0
+        feat = self.feature_term(student, teacher, anchor_weight, instances, shapes, img_hw) if cfg.kd_feat else zero
+        cls = self.class_loss(s_scores, t_scores, anchor_weight) if cfg.kd_cls else zero
+        if cfg.kd_box:
+            box = (self.box_loss(student["boxes"].permute(0, 2, 1), teacher["boxes"].float().permute(0, 2, 1), anchor_weight)
+                   if isinstance(self.box_loss, BinDistributionKD) else self.box_loss(s_ltrb, t_ltrb, anchor_weight))
+        else:
+            box = zero
+        terms = {"feat": lam * (1 - cfg.alpha) * feat, "cls": lam * cls, "box": lam * cfg.alpha * box}
+        return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
+
+    def anchor_weight(self, s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, img_hw):
+        """(B, A) weight over anchors from the selection mode, and the GI instances when selected that way."""
+        cfg = self.cfg
+        if cfg.selection == "gi":
+            instances = gi_instances(s_scores, t_scores, to_xyxy(s_ltrb, anchors, strides),
+                                     to_xyxy(t_ltrb, anchors, strides), cfg.gi_topk, cfg.gi_iou)
+            return anchor_weight_from_instances(instances, shapes, *img_hw), instances
+        if cfg.selection == "conf":
+            return t_scores.sigmoid().amax(-1), None
+        return torch.ones(s_scores.shape[:2], device=s_scores.device), None
+
+    def feature_term(self, student, teacher, anchor_weight, instances, shapes, img_hw) -> torch.Tensor:
+        s_maps, t_maps = self.feature_maps(student, teacher)
+        level_maps = split_anchor_weight(anchor_weight, shapes)
+        losses = []
+        for i, (s_map, t_map) in enumerate(zip(s_maps, t_maps)):
+            weight = self.cell_weight(tuple(s_map.shape[-2:]), level_maps, shapes, instances, img_hw)
+            losses.append(self.feature_loss(self.adapters[i](s_map), t_map, weight))
+        level_losses = torch.stack(losses)
+        self.check_levels(level_losses)
+        safe = torch.where(torch.isfinite(level_losses), level_losses, torch.zeros_like(level_losses))
+        self.level_weights.update(average_tensor(safe.detach()))
+        self.last_level_losses = safe.detach()
+        return (self.level_weights.weights() * safe).sum()
+
+    def feature_maps(self, student, teacher):
+        if self.recorder is None:
+            return student["feats"], teacher["feats"]
+        recorded = self.recorder.pop()
+        n = len(self.adapters)
+        return [recorded[("student", i)] for i in range(n)], [recorded[("teacher", i)].float() for i in range(n)]
+
+    def cell_weight(self, hw, level_maps, shapes, instances, img_hw):
+        """Weight map for a feature map of size hw: the matching Detect level's, else rebuilt or resized."""
+        if hw in shapes:
+            return level_maps[shapes.index(hw)]
+        if instances is not None:
+            return boxes_to_mask(instances, *hw, *img_hw)
+        return F.interpolate(level_maps[0][:, None], size=hw, mode="bilinear", align_corners=False)[:, 0]
+
+    def check_levels(self, level_losses):
+        bad = [i for i, v in enumerate(level_losses.tolist()) if not torch.isfinite(torch.tensor(v))]
+        if bad:
+            self.report(f"feature term at level(s) {bad}")
+
+    def finite_or_zero(self, name, value):
+        if torch.isfinite(value).all():
+            return value
+        self.report(f"{name} term")
+        return value.detach().nan_to_num(0.0, 0.0, 0.0) * 0.0
+
+    def report(self, what: str) -> None:
+        message = f"non-finite GISM {what} at epoch {self.epoch + 1}, batch {self.batch_index}"
+        self.problem = message if self.problem is None else f"{self.problem}; {message}"

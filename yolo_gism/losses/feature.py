@@ -1,0 +1,63 @@
+"""Feature alignment at several depths, and the dynamic weights that balance the levels."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Zero mean, unit variance per sample and channel over space, so that no level or channel wins by scale.
+
+    Aligning standardised maps is the Pearson-correlation imitation of PKD (Cao et al., 2022).
+    """
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = x.std(dim=(2, 3), keepdim=True, unbiased=False)
+    return (x - mean) / (std + eps)
+
+
+class FeatureAlignLoss(nn.Module):
+    """Weighted mean over cells of the channel-mean squared error between standardised maps.
+
+    Inputs: student map already mapped to teacher channels by its adapter (B, C, H, W), teacher map
+    (B, C, H, W), and a (B, H, W) weight.
+    """
+
+    def forward(self, student_map, teacher_map, weight):
+        diff = (standardize(student_map.float()) - standardize(teacher_map.float())).pow(2).mean(1)
+        return (diff * weight).sum() / weight.sum().clamp(min=1e-6)
+
+
+class LevelWeights(nn.Module):
+    """Level weights w_l that sum to 1.
+
+    dynamic: w_l is proportional to 1 / running mean of level l's loss, so every level contributes about
+    equally to the feature term whatever its natural magnitude; the running means are updated from the
+    detached losses of every step (all-reduced under DDP by the caller) and saved for resume.
+    fixed: w_l = 1 / n.
+    """
+
+    def __init__(self, levels: int, dynamic: bool = True, momentum: float = 0.9):
+        super().__init__()
+        self.dynamic = dynamic
+        self.momentum = momentum
+        self.register_buffer("running", torch.zeros(levels))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def update(self, level_losses: torch.Tensor) -> None:
+        values = level_losses.detach().float().to(self.running.device)
+        if not torch.isfinite(values).all():
+            return
+        if not bool(self.initialised):
+            self.running.copy_(values)
+            self.initialised.fill_(True)
+        else:
+            self.running.mul_(self.momentum).add_(values, alpha=1 - self.momentum)
+
+    def weights(self) -> torch.Tensor:
+        n = self.running.numel()
+        if not self.dynamic or not bool(self.initialised):
+            return torch.full((n,), 1.0 / n, device=self.running.device)
+        inverse = 1.0 / self.running.clamp(min=1e-8)
+        return inverse / inverse.sum()

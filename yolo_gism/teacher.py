@@ -1,0 +1,131 @@
+"""The frozen teacher: loading, checks against the student, class mapping, and its forward pass.
+
+The teacher is never part of the student model: it lives beside it in the trainer, so nothing that
+copies or saves the student ever sees it.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ultralytics.nn.modules.head import Detect
+from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
+
+
+def load_teacher_model(source: str | Path | nn.Module, names: dict[int, str] | None = None) -> DetectionModel:
+    """Load a teacher from an Ultralytics checkpoint, or build an untrained one from a model yaml (tests)."""
+    if isinstance(source, nn.Module):
+        model = source
+    else:
+        path = Path(str(source))
+        if path.suffix in {".yaml", ".yml"}:
+            model = DetectionModel(str(path), nc=len(names) if names else None, verbose=False)
+            if names:
+                model.names = dict(names)
+        else:
+            if not path.is_file():
+                raise FileNotFoundError(f"teacher={source}: file not found")
+            try:
+                model = load_checkpoint(str(path))[0]
+            except Exception as e:  # corrupt, truncated or not a checkpoint at all
+                raise ValueError(f"teacher={source}: cannot be read as an Ultralytics checkpoint ({e})") from e
+    check_is_detector(model, source)
+    return model.float()
+
+
+def check_is_detector(model: nn.Module, source) -> None:
+    """Only plain detection models have the (boxes, scores, feats) head outputs GISM distils."""
+    head = getattr(model, "model", [None])[-1] if hasattr(model, "model") else None
+    try:
+        task = guess_model_task(model)
+    except Exception:
+        task = None
+    if not isinstance(model, DetectionModel) or type(head) is not Detect or task != "detect":
+        raise ValueError(f"teacher={source}: not a detection model (task={task!r}, head={type(head).__name__})")
+
+
+def detect_head(model: nn.Module) -> Detect:
+    return model.model[-1]
+
+
+def resolve_class_groups(
+    teacher_names: dict[int, str], student_names: dict[int, str], class_map: dict | None = None
+) -> list[list[int]]:
+    """For each student class, the teacher classes whose scores stand for it (their max is used).
+
+    Same classes -> identity; teacher a superset -> matched by name; otherwise class_map
+    {teacher class: student class} (names or indices) is required. Anything else is an error.
+    """
+    t_index = {v: k for k, v in teacher_names.items()}
+    s_index = {v: k for k, v in student_names.items()}
+    if class_map:
+        groups: list[list[int]] = [[] for _ in student_names]
+        for t_key, s_key in class_map.items():
+            t = _lookup(t_key, teacher_names, t_index, "teacher")
+            s = _lookup(s_key, student_names, s_index, "student")
+            groups[s].append(t)
+        missing = [student_names[i] for i, g in enumerate(groups) if not g]
+        if missing:
+            raise ValueError(f"class_map leaves student classes {missing} without a teacher class")
+        return groups
+    if [teacher_names[k] for k in sorted(teacher_names)] == [student_names[k] for k in sorted(student_names)]:
+        return [[i] for i in sorted(student_names)]
+    missing = [n for n in student_names.values() if n not in t_index]
+    if missing:
+        raise ValueError(
+            f"teacher classes {list(teacher_names.values())[:12]}{'...' if len(teacher_names) > 12 else ''} neither "
+            f"match the student's {list(student_names.values())} nor contain {missing} by name; "
+            "pass class_map={teacher class: student class}"
+        )
+    return [[t_index[student_names[i]]] for i in sorted(student_names)]
+
+
+def _lookup(key, names: dict[int, str], index: dict[str, int], role: str) -> int:
+    if isinstance(key, str) and key in index:
+        return index[key]
+    if isinstance(key, int) and key in names:
+        return key
+    if isinstance(key, str) and key.isdigit() and int(key) in names:
+        return int(key)
+    raise ValueError(f"class_map: {role} class {key!r} not found among {list(names.values())}")
+
+
+def map_teacher_scores(scores: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
+    """(B, C_teacher, A) logits -> (B, C_student, A): the max logit over each student class's teacher group."""
+    width = max(len(g) for g in groups)
+    if width == 1:
+        return scores[:, [g[0] for g in groups]]
+    index = torch.tensor([g + g[:1] * (width - len(g)) for g in groups], device=scores.device)  # pad by repeat
+    return scores[:, index.flatten()].view(scores.shape[0], len(groups), width, -1).amax(2)
+
+
+class FrozenTeacher:
+    """A teacher model fused, frozen, in eval mode, run without autograd in the chosen precision."""
+
+    def __init__(self, model: DetectionModel, device: torch.device, dtype: str = "auto"):
+        model = model.to(device)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.eval()
+        self.model = model.fuse(verbose=False)  # folds Conv+BN; drops the unused branch of end-to-end heads
+        self.device = device
+        self.dtype = {"auto": "fp16" if device.type == "cuda" else "fp32"}.get(dtype, dtype)
+        if self.dtype == "fp16":
+            self.model.half()
+
+    def eval(self) -> None:
+        """Whatever the trainer does to the student, the teacher (BatchNorm included) stays in eval mode."""
+        self.model.eval()
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> dict:
+        """Raw head outputs {'boxes', 'scores', 'feats'} of the one-to-many branch."""
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bf16" else nullcontext()
+        with context:
+            out = self.model(images.half() if self.dtype == "fp16" else images)
+        preds = out[1] if isinstance(out, tuple) else out
+        return preds.get("one2many", preds)
