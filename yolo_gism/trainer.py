@@ -74,8 +74,12 @@ class GISMTrainer(DetectionTrainer):
         if not gism_args.get("teacher"):
             raise ValueError("teacher= is required: the path to a teacher checkpoint (or model yaml)")
         self.gism = GISMConfig.from_dict(gism_args)
-        self._teacher_source = load_teacher_model(self.gism.teacher)  # fail on a bad teacher before any run dir
+        from_yaml = str(self.gism.teacher).endswith((".yaml", ".yml"))
+        # a bad teacher file fails before any run folder exists; a yaml teacher (tests) needs the dataset's names
+        self._teacher_source = None if from_yaml else load_teacher_model(self.gism.teacher)
         super().__init__(cfg, overrides, _callbacks)
+        if from_yaml:
+            self._teacher_source = load_teacher_model(self.gism.teacher, names=self.data["names"])
         if carried is None:
             self.add_callback("on_pretrain_routine_start", GISMSettings(self.gism.to_dict()))
         self._check_settings()
@@ -105,7 +109,7 @@ class GISMTrainer(DetectionTrainer):
         self.class_groups = resolve_class_groups(self._teacher_source.names, student_names, self.gism.class_map)
 
     def _student_class_names(self) -> dict[int, str]:
-        if not self.args.single_cls or self.gism.class_map:
+        if not self.args.single_cls or self.gism.class_map or self._teacher_source.names == self.data["names"]:
             return self.data["names"]
         # single_cls: the student's one class stands for every dataset class the teacher knows
         from ultralytics.data.utils import check_det_dataset

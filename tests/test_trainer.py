@@ -1,0 +1,220 @@
+"""GISMTrainer end to end on a tiny dataset, with a teacher trained once per test run (see conftest)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import pickletools
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from yolo_gism import GISMTrainer, distill
+from yolo_gism.criterion import GISMCriterion, LOSS_NAMES
+
+FAST = dict(imgsz=128, batch=16, device="cpu", workers=0, plots=False, seed=0, deterministic=False, amp=False,
+            verbose=False, exist_ok=True)
+
+
+def _digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _rows(csv_path: Path) -> list[dict]:
+    with open(csv_path) as f:
+        return [{k.strip(): v for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="session")
+def distilled_run(trained_teacher, tiny_data, tmp_path_factory):
+    """Two epochs: the first detection-only (kd_warmup=1), the second with lambda = 1."""
+    project = tmp_path_factory.mktemp("distill")
+    from ultralytics.nn.tasks import load_checkpoint
+
+    before = _digest(load_checkpoint(str(trained_teacher))[0])
+    distill("yolov8n.yaml", teacher=str(trained_teacher), data=str(tiny_data), epochs=2, project=str(project),
+            name="run", kd_warmup=1, kd_ramp=0, **FAST)
+    return project / "run", before
+
+
+def test_results_csv_has_gism_columns_zero_in_warmup_then_finite_nonzero(distilled_run):
+    rows = _rows(distilled_run[0] / "results.csv")
+    assert len(rows) == 2
+    for name in LOSS_NAMES:
+        assert f"train/{name}" in rows[0] and f"val/{name}" in rows[0]
+        assert float(rows[0][f"train/{name}"]) == 0.0  # warm-up epoch
+        value = float(rows[1][f"train/{name}"])
+        assert value > 0 and value < 1e3
+    assert [float(r["gism/lambda"]) for r in rows] == [0.0, 1.0]
+    weights = [float(rows[1][f"gism/w{i}"]) for i in range(3)]
+    assert abs(sum(weights) - 1) < 1e-4 and all(w > 0 for w in weights)
+
+
+def test_teacher_weights_bit_identical_after_distillation(distilled_run, trained_teacher):
+    from ultralytics.nn.tasks import load_checkpoint
+
+    assert _digest(load_checkpoint(str(trained_teacher))[0]) == distilled_run[1]
+
+
+def pickled_modules(data: bytes) -> set[str]:
+    """Modules whose classes or functions a pickle refers to (GLOBAL and STACK_GLOBAL opcodes)."""
+    modules, strings = set(), []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name == "GLOBAL":
+            modules.add(arg.split(" ")[0])
+        elif op.name == "STACK_GLOBAL":
+            modules.add(strings[-2])
+        elif "UNICODE" in op.name:
+            strings.append(arg)
+    return modules
+
+
+def test_checkpoints_hold_no_yolo_gism_object(distilled_run):
+    for name in ("best.pt", "last.pt"):
+        with zipfile.ZipFile(distilled_run[0] / "weights" / name) as z:
+            pickled = [z.read(n) for n in z.namelist() if n.endswith(".pkl")]
+        modules = set().union(*(pickled_modules(p) for p in pickled))
+        assert "ultralytics.nn.tasks" in modules
+        assert not [m for m in modules if m.startswith("yolo_gism")]
+
+
+_STOCK_CHECK = """
+import sys
+sys.modules["yolo_gism"] = None  # importing yolo_gism now fails
+from ultralytics import YOLO
+model = YOLO(sys.argv[1])
+metrics = model.val(data=sys.argv[2], imgsz=128, batch=16, device="cpu", plots=False, verbose=False)
+results = model.predict(sys.argv[3], imgsz=128, device="cpu", verbose=False)
+onnx = YOLO(sys.argv[1]).export(format="onnx", imgsz=128, simplify=False)
+print("OK", metrics.box.map50, len(results), onnx)
+"""
+
+
+@pytest.mark.parametrize("safe_load", ["0", "1"])
+def test_checkpoint_works_with_stock_ultralytics_without_yolo_gism(distilled_run, tiny_data, tmp_path, safe_load):
+    best = tmp_path / "best.pt"
+    best.write_bytes((distilled_run[0] / "weights" / "best.pt").read_bytes())
+    image = next((tiny_data.parent / "images" / "val").iterdir())
+    env = {**os.environ, "ULTRALYTICS_SAFE_LOAD": safe_load, "YOLO_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", _STOCK_CHECK, str(best), str(tiny_data), str(image)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "OK" in out.stdout and (tmp_path / "best.onnx").exists()
+
+
+def _trainer(tiny_data, teacher, tmp_path, **kw) -> GISMTrainer:
+    args = dict(model="yolov8n.yaml", data=str(tiny_data), teacher=str(teacher), epochs=2, project=str(tmp_path),
+                name="t", **FAST)
+    args.update(kw)
+    return GISMTrainer(overrides=args)
+
+
+def _one_step_loss(trainer: GISMTrainer, epoch: int = 1):
+    trainer._setup_train()
+    trainer.epoch = epoch
+    trainer._model_train()
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    loss, items = trainer.model(batch)
+    return loss, items
+
+
+def test_gradients_reach_student_and_adapters_not_teacher(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0)
+    loss, items = _one_step_loss(trainer)
+    assert all(float(items[n]) > 0 for n in LOSS_NAMES)
+    loss.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.adapters.parameters())
+    assert sum(p.grad.abs().sum() for p in trainer.model.parameters() if p.grad is not None) > 0
+    assert all(p.grad is None and not p.requires_grad for p in trainer.teacher.model.parameters())
+    assert not trainer.teacher.model.training
+    trainer.model.train()
+    trainer._model_train()
+    assert not trainer.teacher.model.training  # still eval, BatchNorm included
+
+
+def test_distillation_part_scales_with_batch_like_ultralytics(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0)
+    loss, items = _one_step_loss(trainer)
+    batch_size = trainer.train_loader.batch_size
+    torch.testing.assert_close(loss[-1].detach(), sum(items[n] for n in LOSS_NAMES) * batch_size,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_student_copies_never_carry_gism_objects(tiny_data, trained_teacher, tmp_path):
+    import copy
+    import io
+
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0)
+    _one_step_loss(trainer)
+    assert isinstance(trainer.model.criterion, GISMCriterion)
+    clone = copy.deepcopy(trainer.model)
+    assert clone.criterion is None
+    buffer = io.BytesIO()
+    torch.save(trainer.model, buffer)
+    assert b"yolo_gism" not in buffer.getvalue()
+    assert not any(m._forward_hooks for m in trainer.model.modules())
+
+
+def test_non_finite_term_skips_the_step_and_says_where(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0)
+    trainer._setup_train()
+    trainer.epoch = 0
+    trainer._model_train()
+    real_teacher = trainer.gism_criterion.teacher
+
+    def poisoned(images):
+        preds = dict(real_teacher(images))
+        preds["scores"] = preds["scores"] * float("nan")
+        return preds
+
+    trainer.gism_criterion.teacher = poisoned
+    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    loss, items = trainer.model(batch)
+    assert torch.isfinite(loss).all()
+    loss.sum().backward()
+    trainer.optimizer_step()
+    assert "cls term" in trainer.skipped_steps[0] and "epoch 1, batch 1" in trainer.skipped_steps[0]
+    after = dict(trainer.model.named_parameters())
+    assert all(torch.equal(before[k], after[k]) for k in before)  # no update (BatchNorm statistics aside)
+
+
+def test_resume_restores_adapters_and_schedule(tiny_data, trained_teacher, tmp_path):
+    from ultralytics import YOLO
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(trainer):
+        if trainer.epoch == 0:
+            raise Stop
+
+    model = YOLO("yolov8n.yaml")
+    model.add_callback("on_model_save", stop_after_first_epoch)
+    with pytest.raises(Stop):
+        model.train(trainer=GISMTrainer, data=str(tiny_data), teacher=str(trained_teacher), epochs=3,
+                    project=str(tmp_path), name="r", kd_warmup=0, kd_ramp=0, temperature=3.0, **FAST)
+    last = tmp_path / "r" / "weights" / "last.pt"
+    saved = torch.load(last.parent / "gism_last.pt", weights_only=True)
+    assert saved["config"]["temperature"] == 3.0
+
+    trainer = GISMTrainer(overrides={"resume": str(last), "model": str(last)})
+    assert trainer.gism.temperature == 3.0 and trainer.gism.teacher == str(trained_teacher)
+    trainer.model = str(last)
+    trainer._setup_train()
+    for k, v in saved["adapters"].items():
+        torch.testing.assert_close(trainer.adapters.state_dict()[k].cpu(), v)
+    assert trainer.start_epoch == 1
+    trainer.train()
+    rows = _rows(tmp_path / "r" / "results.csv")
+    assert [int(float(r["epoch"])) for r in rows] == [1, 2, 3]
+    assert all(float(r["train/kdcls_loss"]) > 0 for r in rows)
