@@ -68,16 +68,16 @@ def test_boxes_are_bounding_boxes_of_visible_masks(seed):
         for k, obj in enumerate(r.objects):
             mask = r.visible_mask(k)
             area = int(mask.sum())
-            assert area == obj.visible_area <= obj.own_area
+            assert area == obj.visible_area <= obj.frame_area <= obj.own_area
             if obj.box is not None:
                 assert obj.cls >= 0 and obj.box == mask_box(mask)
-                assert area >= MIN_VISIBLE * obj.own_area
+                assert area >= MIN_VISIBLE * obj.frame_area
                 assert min(obj.box[2] - obj.box[0], obj.box[3] - obj.box[1]) >= MIN_BOX_PX
                 seen["labelled"] += 1
                 seen["occluded_labelled"] += area < obj.own_area
             else:
                 small = area == 0 or min(np.subtract(mask_box(mask)[2:], mask_box(mask)[:2])) < MIN_BOX_PX
-                assert obj.cls < 0 or small or area < MIN_VISIBLE * obj.own_area
+                assert obj.cls < 0 or small or area < MIN_VISIBLE * obj.frame_area
                 seen["hidden"] += obj.cls >= 0
     assert all(seen.values()), seen  # the rule was exercised both ways
 
@@ -103,13 +103,14 @@ def test_object_hidden_behind_a_bus_gets_no_box():
     assert sorted(c for c, _ in r.labels()) == [BUS, PERSON]
 
 
-def test_partly_out_of_frame_uses_own_area():
-    """A car cut by the image edge keeps the 30 % rule against its whole mask, inside and outside the frame."""
-    for x, labelled in ((-7.75, True), (-8.75, False)):  # about 55 % and 20 % inside the frame
+def test_partly_out_of_frame_is_labelled_like_coco_truncation():
+    """A car cut by the image edge is judged on its in-frame part: unoccluded, it keeps its (clipped) box."""
+    for x in (-7.75, -8.75):  # about 55 % and 20 % inside the frame
         car = Agent(id=0, cls=CAR, x=x, z=14.0, w=1.8, h=1.5, length=4.5, color=(200, 200, 200))
-        o = render_scene(hand_scene([car]), np.random.default_rng(0)).objects[0]
-        assert (o.box is not None) == labelled, (x, o.visible_area, o.own_area)
-        assert o.own_box[0] < 0 and o.visible_area < o.own_area
+        r = render_scene(hand_scene([car]), np.random.default_rng(0))
+        o = r.objects[0]
+        assert o.box is not None and o.box == mask_box(r.visible_mask(0)), (x, o.visible_area, o.frame_area)
+        assert o.own_box[0] < 0 and o.visible_area == o.frame_area < o.own_area
 
 
 # ---------------------------------------------------------------- Ultralytics loads it

@@ -29,6 +29,7 @@ class RenderedObject:
     cls: int  # class index, -1 (scene.CLUTTER) for unlabelled occluders
     track: int  # the agent's id: stable across the frames of a clip
     own_area: int  # pixels of its own mask, including any outside the image
+    frame_area: int  # pixels of its own mask inside the image (what occlusion is measured against)
     own_box: tuple  # (x0, y0, x1, y1) of its own mask, may extend past the image
     window: tuple  # own_box clipped to the image
     visible_area: int = 0
@@ -99,17 +100,17 @@ def draw_patch(parts: list[Part], uv, starts, widths, origin, shape) -> tuple[np
     return patch, mask
 
 
-def paste(img, ids, index: int, patch, mask, box) -> tuple:
-    """Paste a patch through its mask where it overlaps the image; return the clipped window."""
+def paste(img, ids, index: int, patch, mask, box) -> tuple[tuple, int]:
+    """Paste a patch through its mask where it overlaps the image; return the clipped window and its mask area."""
     s = img.shape[0]
     x0, y0, x1, y1 = box
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, s), min(y1, s)
     if cx1 <= cx0 or cy1 <= cy0:
-        return (0, 0, 0, 0)
+        return (0, 0, 0, 0), 0
     m = mask[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] > 0
     np.copyto(img[cy0:cy1, cx0:cx1], patch[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0], where=m[..., None])
     ids[cy0:cy1, cx0:cx1][m] = index
-    return (cx0, cy0, cx1, cy1)
+    return (cx0, cy0, cx1, cy1), int(np.count_nonzero(m))
 
 
 def light_spots(parts, uv, starts, index: int) -> list[tuple]:
@@ -137,17 +138,17 @@ def draw_agent(img, ids, view: View, agent: Agent, index: int, lights: list) -> 
     if x1 <= 0 or y1 <= 0 or x0 >= s or y0 >= s:
         return None
     patch, mask = draw_patch(parts, uv, starts, widths, np.array([x0, y0], float), (y1 - y0, x1 - x0))
-    window = paste(img, ids, index, patch, mask, (x0, y0, x1, y1))
+    window, frame_area = paste(img, ids, index, patch, mask, (x0, y0, x1, y1))
     lights += light_spots(parts, uv, starts, index)
     return RenderedObject(cls=agent.cls, track=agent.id, own_area=int(cv2.countNonZero(mask)),
-                          own_box=(x0, y0, x1, y1), window=window)
+                          frame_area=frame_area, own_box=(x0, y0, x1, y1), window=window)
 
 
 def label_objects(ids: np.ndarray, objects: list[RenderedObject]) -> None:
     """Fill in visible area and box of every object from the final id buffer."""
     for index, obj in enumerate(objects):
         obj.visible_area, box = visible_box(ids, index, obj.window)
-        obj.box = box if keep_box(obj.cls, obj.own_area, obj.visible_area, box) else None
+        obj.box = box if keep_box(obj.cls, obj.frame_area, obj.visible_area, box) else None
 
 
 def render_scene(scene: Scene, rng: np.random.Generator, background: np.ndarray | None = None) -> Rendered:
