@@ -1,0 +1,299 @@
+"""Prove the gain: GISM vs the vanilla student, a time-matched vanilla student and Ultralytics' built-in
+distillation, on the same data, schedule and seeds.
+
+    python bench/distill_gain.py protocol=cfg/distill_gain_cpu.yaml steps=teacher,main,ablations,report
+
+Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>); a run with
+metrics.json is finished and skipped, one with weights/last.pt is resumed, so the protocol survives
+interruptions and can be spread over several sessions. `report` writes bench/results/distill_gain.json,
+a Markdown table and a plot from whatever has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "bench" / "runs" / "distill_gain"
+RESULTS = ROOT / "bench" / "results"
+MAIN_METHODS = ("vanilla", "vanilla_time_matched", "builtin", "gism")
+
+
+def load_protocol(path: str) -> dict:
+    protocol = yaml.safe_load(Path(path).read_text())
+    protocol["_file"] = str(path)
+    return protocol
+
+
+def run_dir(protocol: dict, method: str, seed: int) -> Path:
+    return RUNS / protocol["name"] / method / f"seed{seed}"
+
+
+def dataset(protocol: dict) -> Path:
+    """The protocol's data.yaml, generating the built-in traffic data once."""
+    spec = protocol["data"]
+    if spec.get("source", "builtin") != "builtin":
+        return Path(spec["source"])
+    out = RUNS / protocol["name"] / f"data_{spec['train']}_{spec['val']}_{spec['imgsz']}_{spec['seed']}"
+    if not (out / "data.yaml").exists():
+        from yolo_gism.data import make_dataset
+
+        make_dataset(out, train=spec["train"], val=spec["val"], imgsz=spec["imgsz"], seed=spec["seed"], exist_ok=True)
+    return out / "data.yaml"
+
+
+# ----- one training run, in its own process ----------------------------------------------------
+def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
+    """Train (or resume) one run and write its metrics.json; called in a subprocess by `ensure`."""
+    from ultralytics import YOLO
+
+    from yolo_gism import GISMTrainer
+    from yolo_gism.evaluate import detailed_metrics
+
+    folder = run_dir(protocol, method, seed)
+    data = dataset(protocol)
+    last = folder / "weights" / "last.pt"
+    kind = extra.pop("kind")
+    epochs = extra.pop("epochs")
+    common = dict(data=str(data), epochs=epochs, imgsz=protocol["imgsz"], batch=protocol["batch"],
+                  device=protocol["device"], seed=seed, project=str(folder.parent), name=folder.name,
+                  exist_ok=True, **protocol.get("train_args", {}))
+    started = time.time()
+    if last.exists() and not _finished(last):
+        model = YOLO(str(last))
+        model.train(resume=True, **({"trainer": GISMTrainer} if kind == "gism" else {}))
+    elif not last.exists():
+        model = YOLO(extra.pop("model"))
+        if kind == "gism":
+            model.train(trainer=GISMTrainer, **common, **extra)
+        else:
+            model.train(**common, **extra)
+    metrics = detailed_metrics(folder / "weights" / "best.pt", data, protocol["imgsz"])
+    metrics.update(_curve(folder / "results.csv"), method=method, seed=seed, epochs=epochs,
+                   wall_seconds_this_call=round(time.time() - started, 1))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def _finished(last: Path) -> bool:
+    import torch
+
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    return ckpt.get("optimizer") is None  # Ultralytics strips the optimizer when a run completes
+
+
+def _curve(results_csv: Path) -> dict:
+    """Validation curve and epoch time from Ultralytics' results.csv."""
+    import csv
+
+    with open(results_csv) as f:
+        rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
+    curve = [float(r["metrics/mAP50-95(B)"]) for r in rows]
+    tenth = max(1, len(curve) // 10)
+    return {
+        "curve_map50_95": curve,
+        "gain_last_tenth": curve[-1] - curve[-1 - tenth] if len(curve) > tenth else None,
+        "epoch_seconds": float(rows[-1]["time"]) / len(rows),
+    }
+
+
+def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
+    """Run one method/seed unless finished; returns its metrics."""
+    folder = run_dir(protocol, method, seed)
+    done = folder / "metrics.json"
+    if not done.exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[distill_gain] {method} seed {seed} -> {folder}", flush=True)
+        payload = json.dumps({"protocol": protocol["_file"], "method": method, "seed": seed, "spec": spec})
+        result = subprocess.run([sys.executable, __file__, "_one", payload], cwd=ROOT)
+        if result.returncode != 0 or not done.exists():
+            print(f"[distill_gain] {method} seed {seed} FAILED (exit {result.returncode})", flush=True)
+            return None
+    return json.loads(done.read_text())
+
+
+def teacher_path(protocol: dict) -> Path:
+    return run_dir(protocol, "teacher", protocol["teacher"].get("seed", 0)) / "weights" / "best.pt"
+
+
+def specs(protocol: dict) -> dict[str, dict]:
+    student, teacher = protocol["student"], str(teacher_path(protocol))
+    base = {"model": student["model"], "epochs": student["epochs"]}
+    out = {
+        "teacher": {"kind": "plain", "model": protocol["teacher"]["model"], "epochs": protocol["teacher"]["epochs"]},
+        "vanilla": {"kind": "plain", **base},
+        "builtin": {"kind": "plain", **base, "distill_model": teacher, **protocol.get("builtin", {})},
+        "gism": {"kind": "gism", **base, "teacher": teacher, **protocol.get("gism", {})},
+    }
+    for dis in protocol.get("builtin_sweep", []):
+        out[f"builtin_dis{dis:g}"] = {**out["builtin"], "dis": dis}
+    for name, overrides in protocol.get("ablations", {}).items():
+        out[f"ablation_{name}"] = {**out["gism"], **overrides}
+    return out
+
+
+def time_matched_epochs(protocol: dict, seed: int) -> int | None:
+    """Epochs the vanilla student gets for the GISM run's wall-clock time, from epoch times measured here."""
+    vanilla = run_dir(protocol, "vanilla", seed) / "metrics.json"
+    gism = run_dir(protocol, "gism", seed) / "metrics.json"
+    if not (vanilla.exists() and gism.exists()):
+        return None
+    v, g = json.loads(vanilla.read_text()), json.loads(gism.read_text())
+    return round(protocol["student"]["epochs"] * g["epoch_seconds"] / v["epoch_seconds"])
+
+
+# ----- steps -----------------------------------------------------------------------------------
+def step_teacher(protocol):
+    ensure(protocol, "teacher", protocol["teacher"].get("seed", 0), specs(protocol)["teacher"])
+
+
+def step_main(protocol, seeds):
+    s = specs(protocol)
+    for seed in seeds:
+        for method in ("vanilla", "gism", "builtin"):
+            ensure(protocol, method, seed, s[method])
+        epochs = time_matched_epochs(protocol, seed)
+        if epochs:
+            ensure(protocol, "vanilla_time_matched", seed, {**s["vanilla"], "epochs": epochs})
+
+
+def step_ablations(protocol):
+    s = specs(protocol)
+    for name in s:
+        if name.startswith(("ablation_", "builtin_dis")):
+            ensure(protocol, name, 0, s[name])
+
+
+# ----- report ------------------------------------------------------------------------------------
+def collect(protocol) -> dict[str, list[dict]]:
+    found = {}
+    base = RUNS / protocol["name"]
+    for done in sorted(base.glob("*/seed*/metrics.json")):
+        found.setdefault(done.parent.parent.name, []).append(json.loads(done.read_text()))
+    sweep = {m: runs for m, runs in found.items() if m == "builtin" or m.startswith("builtin_dis")}
+    seed0 = {m: [r for r in runs if r["seed"] == 0] for m, runs in sweep.items()}
+    best = max((m for m in seed0 if seed0[m]), key=lambda m: seed0[m][0]["map50_95"], default=None)
+    if best:
+        found["builtin_tuned"] = [{**r, "dis_from": best} for r in found[best]]
+    return found
+
+
+def summarise(runs: list[dict]) -> dict:
+    values = [r["map50_95"] for r in runs]
+    out = {
+        "map50_95_mean": statistics.mean(values),
+        "map50_95_std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "seeds": sorted(r["seed"] for r in runs),
+    }
+    for key in ("map50", "ap_small", "ap_crowded", "epoch_seconds"):
+        out[f"{key}_mean"] = statistics.mean(r[key] for r in runs)
+    out["epochs"] = runs[0]["epochs"]
+    return out
+
+
+def environment() -> dict:
+    import torch
+    import ultralytics
+
+    cpu = platform.processor()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "ultralytics": ultralytics.__version__,
+            "python": platform.python_version()}
+
+
+def step_report(protocol, command):
+    found = collect(protocol)
+    summary = {m: summarise(r) for m, r in found.items() if r}
+    vanilla, teacher = summary.get("vanilla"), summary.get("teacher")
+    if vanilla and teacher:
+        gap = teacher["map50_95_mean"] - vanilla["map50_95_mean"]
+        for s in summary.values():
+            s["gap_closed"] = (s["map50_95_mean"] - vanilla["map50_95_mean"]) / gap if gap > 0 else None
+    report = {
+        "command": command,
+        "protocol": yaml.safe_load(Path(protocol["_file"]).read_text()),
+        "environment": environment(),
+        "summary": {m: summary[m] for m in (*MAIN_METHODS, "teacher") if m in summary},
+        "all_methods": summary,
+        "vanilla_curves": {r["seed"]: r["curve_map50_95"] for r in found.get("vanilla", [])},
+        "complete": all(m in summary and len(summary[m]["seeds"]) >= len(protocol["seeds"]) for m in MAIN_METHODS),
+        "runs": found,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "distill_gain.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / "distill_gain.md").write_text(markdown(report))
+    plot(report, RESULTS / "distill_gain.png")
+    print(markdown(report))
+
+
+def markdown(report) -> str:
+    lines = [f"# Distillation gain ({report['protocol']['name']} protocol)", "",
+             f"Command: `{report['command']}`", "",
+             "| method | mAP50-95 (mean ± std) | seeds | mAP50 | AP small | AP crowded | s/epoch | epochs | gap closed |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m, s in report["all_methods"].items():
+        gap = f"{s['gap_closed']:.2f}" if s.get("gap_closed") is not None else "–"
+        lines.append(f"| {m} | {s['map50_95_mean']:.4f} ± {s['map50_95_std']:.4f} | {len(s['seeds'])} | "
+                     f"{s['map50_mean']:.4f} | {s['ap_small_mean']:.4f} | {s['ap_crowded_mean']:.4f} | "
+                     f"{s['epoch_seconds_mean']:.1f} | {s['epochs']} | {gap} |")
+    if not report["complete"]:
+        lines += ["", "**Incomplete:** not every main method has all protocol seeds yet; numbers are partial."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    methods = list(report["all_methods"])
+    means = [report["all_methods"][m]["map50_95_mean"] for m in methods]
+    stds = [report["all_methods"][m]["map50_95_std"] for m in methods]
+    ax1.barh(methods, means, xerr=stds)
+    ax1.set_xlabel("mAP50-95")
+    for seed, curve in report["vanilla_curves"].items():
+        ax2.plot(range(1, len(curve) + 1), curve, label=f"vanilla seed {seed}")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("val mAP50-95")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "_one":
+        job = json.loads(argv[1])
+        train_one(load_protocol(job["protocol"]), job["method"], job["seed"], dict(job["spec"]))
+        return
+    args = dict(a.split("=", 1) for a in argv)
+    protocol = load_protocol(args.get("protocol", str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
+    seeds = [int(s) for s in args["seeds"].split(",")] if "seeds" in args else protocol["seeds"]
+    steps = args.get("steps", "teacher,main,ablations,report").split(",")
+    command = "python bench/distill_gain.py " + " ".join(argv)
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    if "teacher" in steps:
+        step_teacher(protocol)
+    if "main" in steps:
+        step_main(protocol, seeds)
+    if "ablations" in steps:
+        step_ablations(protocol)
+    if "report" in steps:
+        step_report(protocol, command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
