@@ -88,6 +88,14 @@ class GISMTrainer(DetectionTrainer):
     # ----- validation, before training starts ---------------------------------------------------
     @staticmethod
     def _check_ultralytics_args(overrides: dict) -> None:
+        from ultralytics.cfg import DEFAULT_CFG_DICT
+
+        unknown = sorted(set(overrides) - set(DEFAULT_CFG_DICT) - {"save_dir", "session"})
+        if unknown:
+            raise ValueError(
+                f"unknown argument(s) {unknown}: neither an Ultralytics train argument nor a GISM key; "
+                f"GISM keys are: {', '.join(GISMConfig.keys())}, gism"
+            )
         if overrides.get("distill_model"):
             raise ValueError("pass either teacher= (GISM) or distill_model= (Ultralytics' built-in), not both")
         batch = overrides.get("batch", DEFAULT_CFG.batch)
