@@ -1,0 +1,315 @@
+"""Frame rate on real and synthetic traffic video: teacher vs student vs distilled student, harness vs Ultralytics.
+
+For every video and model, interleaved in one process so that machine load hits all alike:
+
+- the harness (yolo_gism.fps) with PyTorch and with ONNX Runtime, each sequential and pipelined;
+- the reference: Ultralytics' own ``predict(stream=True)`` on the same .pt, and on the same .onnx through
+  Ultralytics' ONNX backend, same video, imgsz and thread count;
+- a bare ONNX Runtime session timed on pre-decoded, pre-letterboxed frames (no harness code at all).
+
+    python bench/video_fps.py --teacher yolov8l.pt --student yolov8n.pt --distilled gism_v8n.pt \
+        --synthetic synthetic.mp4 --imgsz 640 --threads 2 --repeats 3
+
+Writes bench/results/video_fps.json and .md (the exact command, versions, machine, seed, and a ``summary``).
+ONNX files are exported next to a work copy of each .pt unless --onnx gives them. Use --frames to keep a check short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from yolo_gism.fps import measure  # noqa: E402
+from yolo_gism.fps_report import environment  # noqa: E402
+
+VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+REAL_VIDEOS = ("udacity_highway_720p.mp4", "udacity_highway_540p.mp4", "intel_parking_432p.mp4")
+ROLES = ("teacher", "student", "distilled")
+CREDITS = (
+    "Videos: `intel_parking_432p.mp4` is `car-detection.mp4` from intel-iot-devkit/sample-videos, licensed CC BY 4.0 "
+    "(https://creativecommons.org/licenses/by/4.0/), used unmodified. `udacity_highway_720p.mp4` and "
+    "`udacity_highway_540p.mp4` come from udacity/CarND-Vehicle-Detection and udacity/CarND-LaneLines-P1 (MIT).")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for role in ROLES:
+        p.add_argument(f"--{role}", required=True, help=f"{role} .pt")
+    p.add_argument("--onnx", nargs=3, metavar=("TEACHER", "STUDENT", "DISTILLED"), help="ONNX files (else exported)")
+    p.add_argument("--synthetic", required=True, help="synthetic clip (e.g. from `yolo-gism data video`)")
+    p.add_argument("--videos", default=str(VIDEOS), help="folder of the three real videos")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch and ORT intra-op threads")
+    p.add_argument("--frames", type=int, default=None, help="frames per video (default: all)")
+    p.add_argument("--warmup", type=int, default=5, help="frames excluded from every timing")
+    p.add_argument("--bare-frames", type=int, default=100, help="pre-decoded frames for the bare ONNX Runtime timing")
+    p.add_argument("--repeats", type=int, default=1, help="rounds; the order of runs rotates every round")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default=str(ROOT / "bench" / "runs" / "video_fps"), help="exports go here")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video_fps.json"))
+    return p.parse_args(argv)
+
+
+def prepare_models(args) -> dict[str, dict[str, Path]]:
+    """role -> {"pt", "onnx"}: ONNX given, or exported at imgsz from a copy of the .pt in the work folder."""
+    from ultralytics import YOLO
+
+    models = {}
+    for i, role in enumerate(ROLES):
+        pt = Path(getattr(args, role))
+        if args.onnx:
+            onnx = Path(args.onnx[i])
+        else:
+            folder = Path(args.work) / role
+            folder.mkdir(parents=True, exist_ok=True)
+            copy = Path(shutil.copy(pt, folder / pt.name))
+            onnx = Path(YOLO(str(copy)).export(format="onnx", imgsz=args.imgsz, simplify=True))
+        models[role] = {"pt": pt, "onnx": onnx}
+    return models
+
+
+def harness_run(video: Path, model: Path, mode: str, args) -> dict:
+    """One harness measurement, kept as a flat dict (no per-frame records)."""
+    r = measure(video, [model], imgsz=args.imgsz, mode=mode, frames=args.frames, warmup=args.warmup,
+                threads=args.threads, per_frame=False).results[0]
+    return {"fps": r.fps, "frames": r.frames, "latency_p50_ms": r.latency.p50, "latency_p90_ms": r.latency.p90,
+            "latency_p99_ms": r.latency.p99, "first_frame_ms": r.first_frame_ms,
+            **{f"{k}_ms": getattr(r, k).mean for k in ("decode", "preprocess", "inference", "postprocess")},
+            "decode_fps": r.decode_fps, "compute_fps": r.compute_fps, "bottleneck": r.bottleneck,
+            "precision": r.precision, "ended_early": r.ended_early, "stalled": r.stalled}
+
+
+def _pin_ort_threads(yolo, onnx: Path, threads: int) -> None:
+    """Give Ultralytics' ONNX Runtime session the same intra-op thread count as ours (CPU sessions only)."""
+    import onnxruntime as ort
+
+    backend = yolo.predictor.model.backend
+    if getattr(backend, "use_io_binding", False):
+        return
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    backend.session = ort.InferenceSession(str(onnx), opts, providers=["CPUExecutionProvider"])
+
+
+def ultralytics_stream(video: Path, model: Path, args) -> dict:
+    """Ultralytics' predict(stream=True) end to end: decode, preprocess, inference, NMS, one after the other."""
+    from ultralytics import YOLO
+
+    yolo = YOLO(str(model), task="detect")
+    common = dict(imgsz=args.imgsz, device="cpu", verbose=False, save=False)
+    cap = cv2.VideoCapture(str(video))
+    ok, first = cap.read()
+    cap.release()
+    yolo.predict(first, **common)  # builds the predictor, so its ORT session can be pinned before timing
+    if model.suffix == ".onnx":
+        _pin_ort_threads(yolo, model, args.threads)
+    stamps, speeds = [], []
+    t0 = time.perf_counter()
+    for i, result in enumerate(yolo.predict(str(video), stream=True, **common)):
+        stamps.append(time.perf_counter())
+        speeds.append(result.speed)
+        if args.frames and i + 1 >= args.frames:
+            break
+    w = min(args.warmup, len(stamps) - 1)
+    start = stamps[w - 1] if w > 0 else t0
+    stage = {k: statistics.fmean(s[k] for s in speeds[w:]) for k in ("preprocess", "inference", "postprocess")}
+    return {"fps": (len(stamps) - w) / (stamps[-1] - start), "frames": len(stamps) - w,
+            **{f"{k}_ms": v for k, v in stage.items()}}
+
+
+def predecode(video: Path, frames: int | None, imgsz: int) -> np.ndarray:
+    """Frames letterboxed to imgsz x imgsz, RGB, as one uint8 NCHW array, prepared outside any timing."""
+    cap, blobs = cv2.VideoCapture(str(video)), []
+    while frames is None or len(blobs) < frames:
+        ok, img = cap.read()
+        if not ok:
+            break
+        h, w = img.shape[:2]
+        r = min(imgsz / h, imgsz / w)
+        nh, nw = round(h * r), round(w * r)
+        canvas = np.full((imgsz, imgsz, 3), 114, np.uint8)
+        top, left = (imgsz - nh) // 2, (imgsz - nw) // 2
+        canvas[top : top + nh, left : left + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        blobs.append(canvas[..., ::-1].transpose(2, 0, 1))
+    cap.release()
+    return np.ascontiguousarray(np.stack(blobs))
+
+
+def bare_ort(onnx: Path, blobs: np.ndarray, args) -> dict:
+    """session.run alone on pre-decoded frames: the floor any ONNX Runtime pipeline can reach on this machine."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(str(onnx), opts, providers=["CPUExecutionProvider"])
+    name, times = session.get_inputs()[0].name, []
+    for i, frame in enumerate(blobs):
+        blob = frame[None].astype(np.float32) / 255  # outside the clock: only the session is timed
+        t0 = time.perf_counter()
+        session.run(None, {name: blob})
+        if i >= args.warmup:
+            times.append((time.perf_counter() - t0) * 1000)
+    if not times:
+        raise ValueError(f"--frames leaves nothing after --warmup={args.warmup} for the bare ONNX Runtime timing")
+    return {"inference_ms": statistics.fmean(times), "inference_p50_ms": float(np.median(times)),
+            "fps": 1000 / statistics.fmean(times), "frames": len(times)}
+
+
+KINDS = ("harness-pytorch-sequential", "harness-pytorch-pipelined", "harness-ort-sequential", "harness-ort-pipelined",
+         "ultralytics-stream-pt", "ultralytics-stream-onnx", "bare-ort")
+
+
+def run_kind(kind: str, video: Path, paths: dict, blobs: np.ndarray, args) -> dict:
+    if kind.startswith("harness-"):
+        _, backend, mode = kind.split("-")
+        return harness_run(video, paths["pt" if backend == "pytorch" else "onnx"], mode, args)
+    if kind.startswith("ultralytics-stream-"):
+        return ultralytics_stream(video, paths[kind.rsplit("-", 1)[1]], args)
+    return bare_ort(paths["onnx"], blobs, args)
+
+
+def run_all(videos: list[Path], models: dict, args) -> list[dict]:
+    """Every kind for every video and model, rounds rotating the order so no kind always runs first."""
+    runs = []
+    bare_frames = min(args.frames or args.bare_frames, args.bare_frames)
+    for round_ in range(args.repeats):
+        kinds = KINDS[round_ % len(KINDS):] + KINDS[: round_ % len(KINDS)]
+        for video in videos:
+            blobs = predecode(video, bare_frames, args.imgsz)  # per video, so only one video's frames are held
+            for role, paths in models.items():
+                for kind in kinds:
+                    result = run_kind(kind, video, paths, blobs, args)
+                    runs.append({"round": round_, "video": video.name, "model": role, "kind": kind, **result})
+                    print(f"{video.name:28s} {role:10s} {kind:28s} {result['fps']:8.1f} fps", flush=True)
+    return runs
+
+
+def aggregate(runs: list[dict]) -> dict[tuple, dict]:
+    """(video, model, kind) -> the median over rounds of every numeric field."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["video"], run["model"], run["kind"]), []).append(run)
+    out = {}
+    for key, group in groups.items():
+        fields = [k for k, v in group[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        out[key] = {**group[0], **{k: statistics.median(g[k] for g in group if g[k] is not None) for k in fields
+                                   if any(g[k] is not None for g in group)}}
+    return out
+
+
+def _ratios(pairs: dict[str, tuple[float | None, float | None]], what: str) -> dict:
+    per_case = {k: a / b for k, (a, b) in pairs.items() if a and b}
+    geomean = float(np.exp(np.mean(np.log(list(per_case.values()))))) if per_case else None
+    return {"what": what, "geomean": geomean, "per_case": per_case}
+
+
+def summarise(agg: dict, videos: list[str]) -> dict:
+    cases = [(v, m) for v in videos for m in ROLES]
+    g = lambda v, m, k, f="fps": agg.get((v, m, k), {}).get(f)  # noqa: E731
+    two_stage = {}
+    for v, m in cases:
+        for backend in ("pytorch", "ort"):
+            run = agg.get((v, m, f"harness-{backend}-pipelined"), {})
+            limits = [x for x in (run.get("decode_fps"), run.get("compute_fps")) if x]
+            two_stage[f"{v}/{m}/{backend}"] = (run.get("fps"), min(limits) if limits else None)
+    return {
+        "ort_pipelined_vs_ultralytics_stream": {
+            "same_onnx": _ratios({f"{v}/{m}": (g(v, m, "harness-ort-pipelined"), g(v, m, "ultralytics-stream-onnx"))
+                                  for v, m in cases}, "harness ORT pipelined FPS / Ultralytics stream FPS, same .onnx"),
+            "vs_pt": _ratios({f"{v}/{m}": (g(v, m, "harness-ort-pipelined"), g(v, m, "ultralytics-stream-pt"))
+                              for v, m in cases}, "harness ORT pipelined FPS / Ultralytics stream FPS on the .pt"),
+        },
+        "pipelined_vs_two_stage_limit": _ratios(
+            two_stage, "pipelined end-to-end FPS / min(decode FPS, preprocess+inference+postprocess FPS), same run"),
+        "student_vs_teacher_fps": {
+            role: _ratios({f"{v}/{k}": (g(v, role, k), g(v, "teacher", k)) for v in videos for k in KINDS[:4]},
+                          f"{role} FPS / teacher FPS, same video and harness setting")
+            for role in ("student", "distilled")},
+        "harness_vs_bare_inference": _ratios(
+            {f"{v}/{m}": (g(v, m, "harness-ort-sequential", "inference_ms"), g(v, m, "bare-ort", "inference_ms"))
+             for v, m in cases}, "harness ORT inference ms (sequential) / bare session.run ms on pre-decoded frames"),
+    }
+
+
+def _cell(value, digits=1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown(payload: dict) -> str:
+    env, s = payload["environment"], payload["summary"]
+    lines = ["# Video frame rate: teacher vs student vs distilled", "", f"Measured {payload['created']}; seed "
+             f"{payload['seed']}; {payload['settings']['repeats']} round(s), medians shown.", "", "```",
+             payload["command"], "```", "",
+             "| video | model | run | FPS | p50 ms | p99 ms | decode | pre | infer | post |", "|" + "---|" * 10]
+    for r in payload["aggregated"]:
+        lines.append("| " + " | ".join([r["video"], r["model"], r["kind"], _cell(r["fps"]),
+                                        *(_cell(r.get(k)) for k in ("latency_p50_ms", "latency_p99_ms")),
+                                        *(_cell(r.get(f"{k}_ms"), 2) for k in ("decode", "preprocess", "inference",
+                                                                                "postprocess"))]) + " |")
+    lines += ["", "## Summary (geometric means over videos and models)", ""]
+    flat = {"ort_pipelined_vs_ultralytics_stream (same .onnx)": s["ort_pipelined_vs_ultralytics_stream"]["same_onnx"],
+            "ort_pipelined_vs_ultralytics_stream (vs .pt)": s["ort_pipelined_vs_ultralytics_stream"]["vs_pt"],
+            "pipelined_vs_two_stage_limit": s["pipelined_vs_two_stage_limit"],
+            **{f"student_vs_teacher_fps ({k})": v for k, v in s["student_vs_teacher_fps"].items()},
+            "harness_vs_bare_inference": s["harness_vs_bare_inference"]}
+    lines += [f"- **{k}**: {_cell(v['geomean'], 3)} — {v['what']}" for k, v in flat.items()]
+    lines += ["", "## Notes", "",
+              "- Harness runs letterbox to a square imgsz (as a static ONNX export must); Ultralytics' predict on a "
+              ".pt uses its default rectangular letterbox, so on wide video it infers on fewer pixels.",
+              "- Threads: torch and every ONNX Runtime session (Ultralytics' included) use "
+              f"{payload['settings']['threads']} intra-op threads.",
+              "- Stage columns are mean ms per frame; Ultralytics' come from its own `Results.speed`.", "",
+              "## Machine", "",
+              f"- CPU: {env['cpu']} ({env['usable_cores']} usable cores); GPU: {env['gpu'] or 'none'}",
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "", "## Credits", "", CREDITS]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    np.random.seed(args.seed)
+    command = "python bench/video_fps.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    videos = [Path(args.videos) / name for name in REAL_VIDEOS] + [Path(args.synthetic)]
+    missing = [str(v) for v in videos if not v.exists()]
+    if missing:
+        raise SystemExit(f"video(s) not found: {', '.join(missing)}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    models = prepare_models(args)
+    runs = run_all(videos, models, args)
+    agg = aggregate(runs)
+    payload = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command, "seed": args.seed,
+        "settings": {k: v for k, v in vars(args).items() if k not in ROLES},
+        "models": {role: {k: str(p) for k, p in paths.items()} for role, paths in models.items()},
+        "environment": environment(), "summary": summarise(agg, [v.name for v in videos]),
+        "aggregated": list(agg.values()), "runs": runs,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=1, default=str))
+    out.with_suffix(".md").write_text(markdown(payload))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The demo's stages end to end on a tiny configuration, and its reuse of finished stages."""
+
+import json
+
+import pytest
+
+from yolo_gism.demo import DemoConfig, run_demo
+
+TINY = dict(train=24, val=8, imgsz=64, teacher_epochs=1, epochs=1, clip_frames=12, fps_frames=8, batch=8,
+            videos="/nonexistent")
+
+
+def test_demo_runs_every_stage_and_reuses_them(tmp_path):
+    summary = run_demo(out=str(tmp_path / "demo"), **TINY)
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "Short demo schedule" in report and "distill_gain" in report
+    assert (tmp_path / "demo" / "report.png").stat().st_size > 0
+    assert summary["export"]["max_abs_diff"] is not None and summary["export"]["max_abs_diff"] < 1e-3
+    clip = summary["fps"]["synthetic clip"]
+    assert set(clip["fps"]) == {summary[k]["weights"] for k in ("teacher", "student", "gism")} | {
+        summary["export"]["onnx"]}
+    assert all(v > 0 for v in clip["fps"].values())
+    marker = next((tmp_path / "demo").glob("gism-*/done.json"))
+    stamp = marker.stat().st_mtime_ns
+    again = run_demo(out=str(tmp_path / "demo"), **TINY)  # every stage reused, nothing retrained
+    assert marker.stat().st_mtime_ns == stamp and again["gism"] == summary["gism"]
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["config"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("kw, match", [({"train": 0}, "train=0"), ({"seed": -1}, "seed=-1"),
+                                       ({"epochz": 3}, "unknown demo argument")])
+def test_demo_bad_arguments(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match):
+        run_demo(out=str(tmp_path), **kw)
