@@ -2,6 +2,8 @@
 distillation, on the same data, schedule and seeds.
 
     python bench/distill_gain.py protocol=cfg/distill_gain_cpu.yaml steps=teacher,main,ablations,report
+    python bench/distill_gain.py steps=vanilla,main      # a second process: Ultralytics trains on one
+                                                        # thread on a 2-core CPU, so two runs fit side by side
 
 Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>); a run with
 metrics.json is finished and skipped, one with weights/last.pt is resumed, so the protocol survives
@@ -105,15 +107,39 @@ def _curve(results_csv: Path) -> dict:
     }
 
 
+def _claim(folder: Path) -> bool:
+    """Take the run's lock so that two protocol processes (e.g. one per core) never train the same run."""
+    lock = folder.parent / f".{folder.name}.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pid = int(lock.read_text() or 0)
+        try:
+            os.kill(pid, 0)
+            return False  # another live process is training it
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)  # stale lock of a process that died
+            return _claim(folder)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
 def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
-    """Run one method/seed unless finished; returns its metrics."""
+    """Run one method/seed unless finished (or being trained by another process); returns its metrics."""
     folder = run_dir(protocol, method, seed)
     done = folder / "metrics.json"
     if not done.exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[distill_gain] {method} seed {seed} -> {folder}", flush=True)
-        payload = json.dumps({"protocol": protocol["_file"], "method": method, "seed": seed, "spec": spec})
-        result = subprocess.run([sys.executable, __file__, "_one", payload], cwd=ROOT)
+        if not _claim(folder):
+            print(f"[distill_gain] {method} seed {seed}: another process is on it, skipping", flush=True)
+            return None
+        try:
+            print(f"[distill_gain] {method} seed {seed} -> {folder}", flush=True)
+            payload = json.dumps({"protocol": protocol["_file"], "method": method, "seed": seed, "spec": spec})
+            result = subprocess.run([sys.executable, __file__, "_one", payload], cwd=ROOT)
+        finally:
+            (folder.parent / f".{folder.name}.lock").unlink(missing_ok=True)
         if result.returncode != 0 or not done.exists():
             print(f"[distill_gain] {method} seed {seed} FAILED (exit {result.returncode})", flush=True)
             return None
@@ -153,6 +179,12 @@ def time_matched_epochs(protocol: dict, seed: int) -> int | None:
 # ----- steps -----------------------------------------------------------------------------------
 def step_teacher(protocol):
     ensure(protocol, "teacher", protocol["teacher"].get("seed", 0), specs(protocol)["teacher"])
+
+
+def step_vanilla(protocol, seeds):
+    """The teacher-free runs: a second process can train these while the first trains the teacher."""
+    for seed in seeds:
+        ensure(protocol, "vanilla", seed, specs(protocol)["vanilla"])
 
 
 def step_main(protocol, seeds):
@@ -285,6 +317,8 @@ def main(argv: list[str]) -> None:
     steps = args.get("steps", "teacher,main,ablations,report").split(",")
     command = "python bench/distill_gain.py " + " ".join(argv)
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    if "vanilla" in steps:
+        step_vanilla(protocol, seeds)
     if "teacher" in steps:
         step_teacher(protocol)
     if "main" in steps:
