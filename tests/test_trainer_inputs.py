@@ -168,3 +168,24 @@ def test_pairs_construct_and_distill(tiny_data, tmp_path, teacher, student):
     assert all(float(items[n]) > 0 for n in LOSS_NAMES), items
     loss.sum().backward()
     assert all(p.grad is not None for p in trainer.adapters.parameters())
+
+
+def test_cli_distill_passes_both_kinds_of_arguments(tiny_data, tmp_path, trained_teacher):
+    from yolo_gism.cli import main
+
+    code = main(["distill", "model=yolov8n.yaml", f"teacher={trained_teacher}", f"data={tiny_data}", "epochs=1",
+                 "imgsz=64", "batch=8", "device=cpu", "workers=0", "plots=False", f"project={tmp_path}", "name=cli",
+                 "temperature=4", "kd_warmup=0", "amp=False"])
+    assert code == 0
+    state = torch.load(tmp_path / "cli" / "weights" / "gism_last.pt", weights_only=True)
+    assert state["config"]["temperature"] == 4.0
+    assert main(["distill", "model=yolov8n.yaml", f"teacher={tmp_path / 'missing.pt'}", f"data={tiny_data}"]) == 1
+
+
+def test_ultralytics_version_range_is_checked():
+    from yolo_gism.compat import check_ultralytics_version
+
+    assert check_ultralytics_version("8.4.190") == "8.4.190"
+    for version in ("8.3.250", "8.4.189", "8.5.0", "9.0.1"):
+        with pytest.raises(ImportError, match=r"ultralytics>=8\.4\.190,<8\.5"):
+            check_ultralytics_version(version)

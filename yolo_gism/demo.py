@@ -23,17 +23,17 @@ SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "video
 @dataclass
 class DemoConfig:
     out: str = "runs/demo"
-    train: int = 240  # synthetic training images
-    val: int = 60
-    imgsz: int = 256
+    train: int = 160  # synthetic training images (sized so that a 2-core CPU finishes within 20 minutes:
+    val: int = 40  # Ultralytics trains on min(8, cores - 1) = 1 thread there)
+    imgsz: int = 224
     seed: int = 0
     batch: int = 16
     teacher_model: str = "yolov8s.yaml"
-    teacher_epochs: int = 20
+    teacher_epochs: int = 12
     student_model: str = "yolov8n.yaml"
-    epochs: int = 12
-    clip_frames: int = 150
-    fps_frames: int = 120  # frames measured per model and video
+    epochs: int = 10
+    clip_frames: int = 120
+    fps_frames: int = 90  # frames measured per model and video
     videos: str = str(SHARED_VIDEOS)  # folder of real videos, measured when present
     force: bool = False
 
