@@ -143,7 +143,7 @@ def run_demo(**overrides) -> dict:
     if unknown:
         raise ValueError(f"unknown demo argument(s) {unknown}; valid: {', '.join(f.name for f in fields(DemoConfig))}")
     cfg = DemoConfig(**overrides)
-    root = Path(cfg.out)
+    root = Path(cfg.out).resolve()  # a relative project would land under Ultralytics runs_dir setting
     root.mkdir(parents=True, exist_ok=True)
     data = stage_data(cfg, root)
     teacher = stage_train(cfg, root, "teacher", cfg.teacher_model, cfg.teacher_epochs, data["data"])

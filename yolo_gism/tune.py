@@ -32,7 +32,7 @@ def tune(model: str, teacher: str, data: str, temperatures=(1, 2, 3, 4, 5), alph
     temperatures, alphas = _floats(temperatures), _floats(alphas)
     for t, a in ((t, a) for t in temperatures for a in alphas):
         GISMConfig.from_dict({"temperature": t, "alpha": a})  # fail on a bad grid before training anything
-    root = Path(out)
+    root = Path(out).resolve()  # a relative project would land under Ultralytics runs_dir setting
     runs = []
     for t in temperatures:
         for a in alphas:
