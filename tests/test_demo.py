@@ -10,8 +10,9 @@ TINY = dict(train=24, val=8, imgsz=64, teacher_epochs=1, epochs=1, clip_frames=1
             videos="/nonexistent")
 
 
-def test_demo_runs_every_stage_and_reuses_them(tmp_path):
-    summary = run_demo(out=str(tmp_path / "demo"), **TINY)
+def test_demo_runs_every_stage_and_reuses_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    summary = run_demo(out="demo", **TINY)  # relative: must land here, not under Ultralytics' runs_dir
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "Short demo schedule" in report and "distill_gain" in report
     assert (tmp_path / "demo" / "report.png").stat().st_size > 0
