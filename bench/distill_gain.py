@@ -5,9 +5,10 @@ distillation, on the same data, schedule and seeds.
     python bench/distill_gain.py steps=vanilla,main      # a second process: Ultralytics trains on one
                                                         # thread on a 2-core CPU, so two runs fit side by side
 
-Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>); a run with
-metrics.json is finished and skipped, one with weights/last.pt is resumed, so the protocol survives
-interruptions and can be spread over several sessions. `report` writes bench/results/distill_gain.json,
+Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>, not committed); a
+finished run's metrics.json and results.csv are copied to bench/results/distill_gain_runs/ (committed) and
+skipped from then on (the teacher only where its weights are present), one with weights/last.pt is resumed,
+so the protocol survives interruptions and can be spread over several sessions. `report` writes bench/results/distill_gain.json,
 a Markdown table and a plot from whatever has finished.
 """
 
@@ -38,6 +39,34 @@ def load_protocol(path: str) -> dict:
 
 def run_dir(protocol: dict, method: str, seed: int) -> Path:
     return RUNS / protocol["name"] / method / f"seed{seed}"
+
+
+def record_dir(protocol: dict, method: str, seed: int) -> Path:
+    """Committed record of a finished run (metrics.json, results.csv): bench/runs/ is not in git, so this is what
+    lets a later checkout skip runs that already finished somewhere else."""
+    return RESULTS / "distill_gain_runs" / protocol["name"] / method / f"seed{seed}"
+
+
+def finished_metrics(protocol: dict, method: str, seed: int) -> Path | None:
+    """metrics.json of a finished run, local or committed. The teacher also needs its weights here."""
+    local = run_dir(protocol, method, seed) / "metrics.json"
+    if local.exists():
+        return local
+    record = record_dir(protocol, method, seed) / "metrics.json"
+    if record.exists() and (method != "teacher" or teacher_path(protocol).exists()):
+        return record
+    return None
+
+
+def keep_record(protocol: dict, method: str, seed: int) -> None:
+    import shutil
+
+    target = record_dir(protocol, method, seed)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.json", "results.csv", "args.yaml"):
+        source = run_dir(protocol, method, seed) / name
+        if source.exists():
+            shutil.copy2(source, target / name)
 
 
 def dataset(protocol: dict) -> Path:
@@ -128,7 +157,7 @@ def _claim(folder: Path) -> bool:
 def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
     """Run one method/seed unless finished (or being trained by another process); returns its metrics."""
     folder = run_dir(protocol, method, seed)
-    done = folder / "metrics.json"
+    done = finished_metrics(protocol, method, seed) or folder / "metrics.json"
     if not done.exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
         if not _claim(folder):
@@ -143,6 +172,7 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
         if result.returncode != 0 or not done.exists():
             print(f"[distill_gain] {method} seed {seed} FAILED (exit {result.returncode})", flush=True)
             return None
+        keep_record(protocol, method, seed)
     return json.loads(done.read_text())
 
 
@@ -168,9 +198,8 @@ def specs(protocol: dict) -> dict[str, dict]:
 
 def time_matched_epochs(protocol: dict, seed: int) -> int | None:
     """Epochs the vanilla student gets for the GISM run's wall-clock time, from epoch times measured here."""
-    vanilla = run_dir(protocol, "vanilla", seed) / "metrics.json"
-    gism = run_dir(protocol, "gism", seed) / "metrics.json"
-    if not (vanilla.exists() and gism.exists()):
+    vanilla, gism = finished_metrics(protocol, "vanilla", seed), finished_metrics(protocol, "gism", seed)
+    if not (vanilla and gism):
         return None
     v, g = json.loads(vanilla.read_text()), json.loads(gism.read_text())
     return round(protocol["student"]["epochs"] * g["epoch_seconds"] / v["epoch_seconds"])
@@ -207,7 +236,7 @@ def step_ablations(protocol):
 # ----- report ------------------------------------------------------------------------------------
 def collect(protocol) -> dict[str, list[dict]]:
     found = {}
-    base = RUNS / protocol["name"]
+    base = RESULTS / "distill_gain_runs" / protocol["name"]
     for done in sorted(base.glob("*/seed*/metrics.json")):
         found.setdefault(done.parent.parent.name, []).append(json.loads(done.read_text()))
     sweep = {m: runs for m, runs in found.items() if m == "builtin" or m.startswith("builtin_dis")}
