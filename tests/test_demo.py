@@ -33,3 +33,8 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, monkeypatch):
 def test_demo_bad_arguments(tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
         run_demo(out=str(tmp_path), **kw)
+
+
+def test_demo_reuse_of_a_missing_teacher_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="teacher=.*nope.pt: file not found"):
+        run_demo(out=str(tmp_path), teacher=str(tmp_path / "nope.pt"), **TINY)
