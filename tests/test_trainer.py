@@ -218,3 +218,23 @@ def test_resume_restores_adapters_and_schedule(tiny_data, trained_teacher, tmp_p
     rows = _rows(tmp_path / "r" / "results.csv")
     assert [int(float(r["epoch"])) for r in rows] == [1, 2, 3]
     assert all(float(r["train/kdcls_loss"]) > 0 for r in rows)
+
+
+def test_non_finite_feature_level_is_named(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0)
+    trainer._setup_train()
+    trainer.epoch = 0
+    trainer._model_train()
+    real_teacher = trainer.gism_criterion.teacher
+
+    def poisoned(images):
+        preds = dict(real_teacher(images))
+        feats = list(preds["feats"])
+        feats[1] = feats[1] * float("inf")
+        preds["feats"] = feats
+        return preds
+
+    trainer.gism_criterion.teacher = poisoned
+    loss, items = trainer.model(trainer.preprocess_batch(next(iter(trainer.train_loader))))
+    assert torch.isfinite(loss).all() and float(items["feat_loss"]) >= 0
+    assert "feature term at level(s) [1]" in trainer.gism_criterion.problem

@@ -157,7 +157,7 @@ class GISMCriterion:
         return F.interpolate(level_maps[0][:, None], size=hw, mode="bilinear", align_corners=False)[:, 0]
 
     def check_levels(self, level_losses):
-        bad = [i for i, v in enumerate(level_losses.tolist()) if not torch.isfinite(torch.tensor(v))]
+        bad = (~torch.isfinite(level_losses)).nonzero().flatten().tolist()
         if bad:
             self.report(f"feature term at level(s) {bad}")
 
