@@ -36,13 +36,13 @@ def _rows(csv_path: Path) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def distilled_run(trained_teacher, tiny_data, tmp_path_factory):
-    """Two epochs: the first detection-only (kd_warmup=1), the second with lambda = 1."""
+    """Two epochs: the first detection-only (kd_warmup=1), the second with lambda = kd_gain = 1."""
     project = tmp_path_factory.mktemp("distill")
     from ultralytics.nn.tasks import load_checkpoint
 
     before = _digest(load_checkpoint(str(trained_teacher))[0])
     distill("yolov8n.yaml", teacher=str(trained_teacher), data=str(tiny_data), epochs=2, project=str(project),
-            name="run", kd_warmup=1, kd_ramp=0, **FAST)
+            name="run", kd_warmup=1, kd_ramp=0, kd_gain=1.0, **FAST)
     return project / "run", before
 
 

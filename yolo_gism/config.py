@@ -31,7 +31,7 @@ class GISMConfig:
 
     temperature: float = 2.0
     alpha: float = 0.5
-    kd_gain: float = 1.0
+    kd_gain: float = 4.0
     kd_warmup: int = 1
     kd_ramp: int = 2
     kd_stop: int = 0
