@@ -158,6 +158,11 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
     """Run one method/seed unless finished (or being trained by another process); returns its metrics."""
     folder = run_dir(protocol, method, seed)
     done = finished_metrics(protocol, method, seed) or folder / "metrics.json"
+    if done.exists() and json.loads(done.read_text()).get("epochs") != spec["epochs"]:
+        print(f"[distill_gain] {method} seed {seed}: recorded run had other epochs than the protocol; redoing")
+        done = folder / "metrics.json"
+        if done.exists():
+            done.unlink()
     if not done.exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
         if not _claim(folder):
