@@ -14,7 +14,7 @@ import numpy as np
 
 
 def yolo_split(data_yaml: str | Path, split: str = "val") -> tuple[list[Path], dict[int, str]]:
-    from ultralytics.data.utils import check_det_dataset, img2label_paths
+    from ultralytics.data.utils import check_det_dataset
 
     data = check_det_dataset(str(data_yaml))
     root = Path(data[split])

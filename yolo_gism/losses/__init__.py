@@ -7,12 +7,11 @@ selection (0/1 inside selected instances), teacher confidence, or are uniform.
 
 from .box import BinDistributionKD, DecodedBoxKD
 from .feature import FeatureAlignLoss, LevelWeights
+from .reduce import weighted_mean
 from .response import ClassScoreKD, binary_kl
 
-__all__ = ["BinDistributionKD", "DecodedBoxKD", "FeatureAlignLoss", "LevelWeights", "ClassScoreKD", "binary_kl"]
+__all__ = [
+    "BinDistributionKD", "DecodedBoxKD", "FeatureAlignLoss", "LevelWeights", "ClassScoreKD", "binary_kl",
+    "weighted_mean",
+]
 
-
-def weighted_mean(per_location, weight):
-    """Sum of weight * value over all locations divided by the sum of weights (0 when nothing is weighted)."""
-    total = weight.sum()
-    return (per_location * weight).sum() / total.clamp(min=1e-6)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .reduce import weighted_mean
+
 
 class BinDistributionKD(nn.Module):
     """Localization distillation (Zheng et al., 2022) for DFL heads.
@@ -26,7 +28,7 @@ class BinDistributionKD(nn.Module):
         t = teacher_bins.float().view(b, a, 4, self.reg_max) / self.temperature
         kl = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), reduction="none", log_target=True)
         per_location = kl.sum(-1).mean(-1)
-        return self.temperature**2 * (per_location * weight).sum() / weight.sum().clamp(min=1e-6)
+        return self.temperature**2 * weighted_mean(per_location, weight)
 
 
 def ltrb_iou(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -50,4 +52,4 @@ class DecodedBoxKD(nn.Module):
     def forward(self, student_ltrb, teacher_ltrb, weight):
         s, t = student_ltrb.float(), teacher_ltrb.float()
         per_location = (s - t).abs().mean(-1) + (1.0 - ltrb_iou(s, t))
-        return (per_location * weight).sum() / weight.sum().clamp(min=1e-6)
+        return weighted_mean(per_location, weight)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .reduce import weighted_mean
+
 
 def standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Zero mean, unit variance per sample and channel over space, so that no level or channel wins by scale.
@@ -25,7 +27,7 @@ class FeatureAlignLoss(nn.Module):
 
     def forward(self, student_map, teacher_map, weight):
         diff = (standardize(student_map.float()) - standardize(teacher_map.float())).pow(2).mean(1)
-        return (diff * weight).sum() / weight.sum().clamp(min=1e-6)
+        return weighted_mean(diff, weight)
 
 
 class LevelWeights(nn.Module):

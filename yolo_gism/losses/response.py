@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .reduce import weighted_mean
+
 
 def binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Per-class binary KL(teacher || student) of sigmoid(z / T), elementwise.
@@ -34,4 +36,4 @@ class ClassScoreKD(nn.Module):
 
     def forward(self, student_logits, teacher_logits, weight):
         kl = binary_kl(student_logits.float(), teacher_logits.float(), self.temperature).sum(-1)
-        return self.temperature**2 * (kl * weight).sum() / weight.sum().clamp(min=1e-6)
+        return self.temperature**2 * weighted_mean(kl, weight)
