@@ -164,19 +164,23 @@ def test_student_copies_never_carry_gism_objects(tiny_data, trained_teacher, tmp
     assert not any(m._forward_hooks for m in trainer.model.modules())
 
 
-def test_non_finite_term_skips_the_step_and_says_where(tiny_data, trained_teacher, tmp_path):
+def _trainer_with_corrupted_teacher(tiny_data, trained_teacher, tmp_path, corrupt) -> GISMTrainer:
+    """A set-up trainer (lambda > 0) whose teacher outputs pass through `corrupt` before the losses see them."""
     trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0)
     trainer._setup_train()
     trainer.epoch = 0
     trainer._model_train()
     real_teacher = trainer.gism_criterion.teacher
+    trainer.gism_criterion.teacher = lambda images: corrupt(dict(real_teacher(images)))
+    return trainer
 
-    def poisoned(images):
-        preds = dict(real_teacher(images))
+
+def test_non_finite_term_skips_the_step_and_says_where(tiny_data, trained_teacher, tmp_path):
+    def nan_scores(preds):
         preds["scores"] = preds["scores"] * float("nan")
         return preds
 
-    trainer.gism_criterion.teacher = poisoned
+    trainer = _trainer_with_corrupted_teacher(tiny_data, trained_teacher, tmp_path, nan_scores)
     before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
     batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
     loss, items = trainer.model(batch)
@@ -221,20 +225,13 @@ def test_resume_restores_adapters_and_schedule(tiny_data, trained_teacher, tmp_p
 
 
 def test_non_finite_feature_level_is_named(tiny_data, trained_teacher, tmp_path):
-    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0)
-    trainer._setup_train()
-    trainer.epoch = 0
-    trainer._model_train()
-    real_teacher = trainer.gism_criterion.teacher
-
-    def poisoned(images):
-        preds = dict(real_teacher(images))
+    def inf_level_1(preds):
         feats = list(preds["feats"])
         feats[1] = feats[1] * float("inf")
         preds["feats"] = feats
         return preds
 
-    trainer.gism_criterion.teacher = poisoned
+    trainer = _trainer_with_corrupted_teacher(tiny_data, trained_teacher, tmp_path, inf_level_1)
     loss, items = trainer.model(trainer.preprocess_batch(next(iter(trainer.train_loader))))
     assert torch.isfinite(loss).all() and float(items["feat_loss"]) >= 0
     assert "feature term at level(s) [1]" in trainer.gism_criterion.problem
