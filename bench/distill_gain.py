@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -276,16 +275,10 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def environment() -> dict:
-    import torch
-    import ultralytics
+    """CPU, cores, threads, GPU and library versions, recorded the same way as the frame-rate results."""
+    from yolo_gism.fps_report import environment as recorded_environment
 
-    cpu = platform.processor()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "ultralytics": ultralytics.__version__,
-            "python": platform.python_version()}
+    return recorded_environment()
 
 
 def step_report(protocol, command):
