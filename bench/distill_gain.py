@@ -7,9 +7,10 @@ distillation, on the same data, schedule and seeds.
 
 Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>, not committed); a
 finished run's metrics.json and results.csv are copied to bench/results/distill_gain_runs/ (committed) and
-skipped from then on (the teacher only where its weights are present), one with weights/last.pt is resumed,
-so the protocol survives interruptions and can be spread over several sessions. `report` writes bench/results/distill_gain.json,
-a Markdown table and a plot from whatever has finished.
+skipped from then on; the teacher's best.pt is committed with its record, so every checkout distills from
+the same teacher. A run with weights/last.pt is resumed, so the protocol survives interruptions and can be
+spread over several sessions. `report` writes bench/results/distill_gain.json, a Markdown table and a plot
+from whatever has finished.
 """
 
 from __future__ import annotations
@@ -62,10 +63,11 @@ def keep_record(protocol: dict, method: str, seed: int) -> None:
 
     target = record_dir(protocol, method, seed)
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.json", "results.csv", "args.yaml"):
+    names = ["metrics.json", "results.csv", "args.yaml"] + (["weights/best.pt"] if method == "teacher" else [])
+    for name in names:
         source = run_dir(protocol, method, seed) / name
         if source.exists():
-            shutil.copy2(source, target / name)
+            shutil.copy2(source, target / Path(name).name)
 
 
 def dataset(protocol: dict) -> Path:
@@ -94,15 +96,18 @@ def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
     last = folder / "weights" / "last.pt"
     kind = extra.pop("kind")
     epochs = extra.pop("epochs")
+    threads = extra.pop("threads", None)
     common = dict(data=str(data), epochs=epochs, imgsz=protocol["imgsz"], batch=protocol["batch"],
                   device=protocol["device"], seed=seed, project=str(folder.parent), name=folder.name,
                   exist_ok=True, **protocol.get("train_args", {}))
     started = time.time()
     if last.exists() and not _finished(last):
         model = YOLO(str(last))
+        _use_threads(model, threads)
         model.train(resume=True, **({"trainer": GISMTrainer} if kind == "gism" else {}))
     elif not last.exists():
         model = YOLO(extra.pop("model"))
+        _use_threads(model, threads)
         if kind == "gism":
             model.train(trainer=GISMTrainer, **common, **extra)
         else:
@@ -111,6 +116,18 @@ def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
     metrics.update(_curve(folder / "results.csv"), method=method, seed=seed, epochs=epochs,
                    wall_seconds_this_call=round(time.time() - started, 1))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def _use_threads(model, threads: int | None) -> None:
+    """Let one run use more than the single thread Ultralytics gives CPU training on a 2-core machine.
+
+    Used for the teacher only: it is on every distillation run's critical path, while the students are
+    compared with each other at one thread each, two runs side by side.
+    """
+    if threads:
+        import torch
+
+        model.add_callback("on_pretrain_routine_end", lambda trainer: torch.set_num_threads(threads))
 
 
 def _finished(last: Path) -> bool:
@@ -181,14 +198,20 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
 
 
 def teacher_path(protocol: dict) -> Path:
-    return run_dir(protocol, "teacher", protocol["teacher"].get("seed", 0)) / "weights" / "best.pt"
+    """The teacher's weights: the local run's, else the committed copy beside its record, so that every later
+    checkout distills from the very same teacher instead of retraining a slightly different one."""
+    seed = protocol["teacher"].get("seed", 0)
+    local = run_dir(protocol, "teacher", seed) / "weights" / "best.pt"
+    committed = record_dir(protocol, "teacher", seed) / "best.pt"
+    return committed if committed.exists() and not local.exists() else local
 
 
 def specs(protocol: dict) -> dict[str, dict]:
     student, teacher = protocol["student"], str(teacher_path(protocol))
     base = {"model": student["model"], "epochs": student["epochs"]}
     out = {
-        "teacher": {"kind": "plain", "model": protocol["teacher"]["model"], "epochs": protocol["teacher"]["epochs"]},
+        "teacher": {"kind": "plain", "model": protocol["teacher"]["model"], "epochs": protocol["teacher"]["epochs"],
+                    "threads": protocol["teacher"].get("threads")},
         "vanilla": {"kind": "plain", **base},
         "builtin": {"kind": "plain", **base, "distill_model": teacher, **protocol.get("builtin", {})},
         "gism": {"kind": "gism", **base, "teacher": teacher, **protocol.get("gism", {})},
@@ -230,10 +253,18 @@ def step_vanilla(protocol, seeds):
         ensure(protocol, "vanilla", seed, specs(protocol)["vanilla"])
 
 
+def teacher_ready(protocol, step: str) -> bool:
+    ready = finished_metrics(protocol, "teacher", protocol["teacher"].get("seed", 0)) is not None
+    if not ready:
+        print(f"[distill_gain] {step}: the teacher has not finished yet, so its distillation runs wait", flush=True)
+    return ready
+
+
 def step_main(protocol, seeds):
     s = specs(protocol)
+    ready = teacher_ready(protocol, "main")
     for seed in seeds:
-        for method in ("vanilla", "gism", "builtin"):
+        for method in ("vanilla", "gism", "builtin") if ready else ("vanilla",):
             ensure(protocol, method, seed, s[method])
         epochs = time_matched_epochs(protocol, seed)
         if epochs:
@@ -242,6 +273,8 @@ def step_main(protocol, seeds):
 
 def step_ablations(protocol):
     s = specs(protocol)
+    if not teacher_ready(protocol, "ablations"):
+        return
     for name in s:
         if name.startswith(("ablation_", "builtin_dis")):
             ensure(protocol, name, 0, s[name])

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from distill_gain import RESULTS, environment, load_protocol, run_dir  # noqa: E402
+from distill_gain import RESULTS, environment, finished_metrics, load_protocol  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -28,8 +28,8 @@ def main(argv: list[str]) -> None:
     speed = measure_generation_speed(n=int(args.get("n", 200)), imgsz=320, seed=0)
     runs = {}
     for role, method, seed in (("student", "vanilla", 0), ("teacher", "teacher", protocol["teacher"].get("seed", 0))):
-        done = run_dir(protocol, method, seed) / "metrics.json"
-        runs[role] = json.loads(done.read_text()) if done.exists() else None
+        done = finished_metrics(protocol, method, seed)  # local run, or the committed record of one
+        runs[role] = json.loads(done.read_text()) if done else None
     summary = {"images_per_second": speed}
     if runs["student"] and runs["teacher"]:
         s, t = runs["student"], runs["teacher"]
