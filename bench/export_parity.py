@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,15 +30,11 @@ DEFAULTS = dict(models=None, data=None, imgsz=640, calib=None, frames=300, parit
 
 
 def machine() -> dict:
-    """CPU model, core count and OS, for reading the latency numbers."""
-    cpu = platform.processor() or "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """The environment as every result records it, plus the CPU flag the INT8 speed depends on."""
+    from yolo_gism.fps_report import environment
+
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "avx512_vnni": "avx512_vnni" in flags}
+    return {**environment(), "avx512_vnni": "avx512_vnni" in flags}
 
 
 def export_all(models: list[Path], cfg: dict) -> dict:
@@ -139,8 +134,8 @@ def _num(x) -> str:
 def markdown(result: dict) -> str:
     s, m = result["summary"], result["machine"]
     lines = ["# Export parity and ONNX Runtime CPU latency", "", f"`{result['command']}`", "",
-             f"{m['cpu']}, {m['cores']} cores, {result['threads']} threads; seed {result['seed']}; "
-             + ", ".join(f"{k} {v}" for k, v in result["versions"].items()), "",
+             f"{m['cpu']}, {m['logical_cores']} cores, {result['threads']} threads; seed {result['seed']}; "
+             + ", ".join(f"{k} {v}" for k, v in m["versions"].items()), "",
              "| model | precision | max abs diff | score diff | box diff (px, above conf) | agreement "
              "| mAP50-95 (onnx / torch) | median ms | p10 ms |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -171,12 +166,10 @@ def main(argv: list[str]) -> dict:
     paths = {f"{model}|{prec}": res.path for model, by in exports.items() for prec, res in by.items()}
     blob = latency_blob(cfg["data"] or cfg["calib"], next(iter(paths.values())))
     latency = interleaved_latency(paths, blob, int(cfg["rounds"]), int(cfg["iters"]), threads)
-    from yolo_gism.export import versions
-
     rows = model_rows(exports, latency)
     result = {"command": "python bench/export_parity.py " + " ".join(argv), "config": cfg, "threads": threads,
               "seed": cfg["seed"],
-              "machine": machine(), "versions": versions(), "models": rows, "summary": summary(rows),
+              "machine": machine(), "models": rows, "summary": summary(rows),
               "seconds": round(time.perf_counter() - t0, 1)}
     out = Path(cfg["out"])
     out.parent.mkdir(parents=True, exist_ok=True)

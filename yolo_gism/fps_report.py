@@ -19,7 +19,7 @@ from pathlib import Path
 from yolo_gism.fps import STAGES, FpsReport, ModelResult, Stats
 
 STAT_KEYS = ("mean", "p50", "p90", "p99", "min", "max")
-_LIBRARIES = ("yolo_gism", "ultralytics", "torch", "torchvision", "onnxruntime", "onnxruntime-gpu", "openvino",
+_LIBRARIES = ("yolo_gism", "ultralytics", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
               "tensorrt", "opencv-python", "opencv-python-headless", "numpy", "matplotlib")
 
 
