@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from yolo_gism.demo import DemoConfig, run_demo
+from yolo_gism.demo import run_demo
 
 TINY = dict(train=24, val=8, imgsz=64, teacher_epochs=1, epochs=1, clip_frames=12, fps_frames=8, batch=8,
             videos="/nonexistent")

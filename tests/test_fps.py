@@ -24,22 +24,7 @@ from yolo_gism.fps_backends import load_backend
 from yolo_gism.fps_report import read_csv, read_json, write_csv, write_json
 from yolo_gism.video import FrameSource, SourceError
 
-
-def grey_of(index: int) -> int:
-    return 10 + 6 * index
-
-
-def index_of(image: np.ndarray) -> int:
-    return int(round((float(image.mean()) - 10) / 6))
-
-
-def write_clip(path: Path, n: int = 24, fps: float = 25.0, size=(96, 64)) -> Path:
-    """An MJPG clip whose frame i is a flat grey of level grey_of(i)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(n):
-        writer.write(np.full((size[1], size[0], 3), grey_of(i), np.uint8))
-    writer.release()
-    return path
+from coded_clips import grey_of, index_of, write_clip
 
 
 class FakeBackend:

@@ -29,27 +29,9 @@ from yolo_gism.video import (
     open_source,
 )
 
+from coded_clips import grey_of, index_of, write_clip
+
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
-
-
-def grey_of(index: int) -> int:
-    """The grey level frame `index` of a coded clip is painted with."""
-    return 10 + 6 * index
-
-
-def index_of(image: np.ndarray) -> int:
-    """Read a coded frame's index back from its pixels."""
-    return int(round((float(image.mean()) - 10) / 6))
-
-
-def write_clip(path: Path, n: int = 30, fps: float = 25.0, size=(96, 64)) -> Path:
-    """An MJPG clip whose frame i is a flat grey of level grey_of(i)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened()
-    for i in range(n):
-        writer.write(np.full((size[1], size[0], 3), grey_of(i), np.uint8))
-    writer.release()
-    return path
 
 
 class ScriptedSource(FrameSource):

@@ -16,7 +16,6 @@ The student itself never holds an object of ours, so its checkpoints stay ordina
 
 from __future__ import annotations
 
-from copy import copy
 from pathlib import Path
 
 import torch
