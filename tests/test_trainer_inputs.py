@@ -189,3 +189,25 @@ def test_ultralytics_version_range_is_checked():
     for version in ("8.3.250", "8.4.189", "8.5.0", "9.0.1"):
         with pytest.raises(ImportError, match=r"ultralytics>=8\.4\.190,<8\.5"):
             check_ultralytics_version(version)
+
+
+def test_auto_teacher_precision_follows_the_hardware(monkeypatch):
+    import yolo_gism.teacher as teacher
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(teacher, "cpu_has_native_bf16", lambda: True)
+    assert (teacher.auto_dtype(cpu), teacher.auto_dtype(cuda)) == ("bf16", "fp16")
+    monkeypatch.setattr(teacher, "cpu_has_native_bf16", lambda: False)
+    assert (teacher.auto_dtype(cpu), teacher.auto_dtype(cuda)) == ("fp32", "fp16")
+
+
+def test_bf16_teacher_outputs_are_bf16_rounded_fp32_ones(trained_teacher):
+    from yolo_gism.teacher import FrozenTeacher, load_teacher_model
+
+    images = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    fp32 = FrozenTeacher(load_teacher_model(str(trained_teacher)), torch.device("cpu"), "fp32")(images)
+    bf16 = FrozenTeacher(load_teacher_model(str(trained_teacher)), torch.device("cpu"), "bf16")(images)
+    assert bf16["scores"].dtype == torch.bfloat16
+    # bf16 keeps 8 significant bits: close to fp32, but not equal (it really ran in bf16)
+    diff = (fp32["scores"].sigmoid() - bf16["scores"].float().sigmoid()).abs()
+    assert 0 < diff.max() < 0.05
