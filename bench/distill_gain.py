@@ -330,6 +330,7 @@ def step_report(protocol, command):
         "all_methods": summary,
         "vanilla_curves": {r["seed"]: r["curve_map50_95"] for r in found.get("vanilla", [])},
         "complete": all(m in summary and len(summary[m]["seeds"]) >= len(protocol["seeds"]) for m in MAIN_METHODS),
+        "goals": goals(summary),
         "runs": found,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -338,6 +339,27 @@ def step_report(protocol, command):
     plot(report, RESULTS / "distill_gain.png")
     update_readme(report)
     print(markdown(report))
+
+
+def goals(summary: dict) -> dict:
+    """The gain issue's goals, each true/false, or None while a method it needs has not run."""
+    def mean(m):
+        return summary[m]["map50_95_mean"] if m in summary else None
+
+    def std(m):
+        return summary[m]["map50_95_std"] if m in summary else None
+
+    gism, vanilla, builtin, matched = (mean(m) for m in ("gism", "vanilla", "builtin", "vanilla_time_matched"))
+    both = gism is not None and builtin is not None
+    return {
+        "gism_vs_vanilla_at_least_2_points": None if gism is None or vanilla is None else gism - vanilla >= 0.02,
+        "gism_vs_builtin_at_least_1_point": gism - builtin >= 0.01 if both else None,
+        "gism_mean_minus_std_above_builtin_mean_plus_std":
+            gism - std("gism") > builtin + std("builtin") if both else None,
+        "gism_above_time_matched_vanilla": None if gism is None or matched is None else gism > matched,
+        "gism_closes_half_the_gap": None if summary.get("gism", {}).get("gap_closed") is None
+        else summary["gism"]["gap_closed"] >= 0.5,
+    }
 
 
 STILL_RISING_POINTS = 0.2  # a vanilla gain over the last tenth of epochs above this counts as unconverged
@@ -355,6 +377,9 @@ def readme_section(report) -> str:
         std = f" ± {s['map50_95_std']:.4f}" if len(s["seeds"]) > 1 else " (one seed)"
         lines.append(f"| {m} | {s['map50_95_mean']:.4f}{std} | "
                      f"{','.join(map(str, s['seeds']))} | {s['epochs']} | {gap} |")
+    verdict = {True: "met", False: "**not met**", None: "not measured yet"}
+    lines += ["", "Goals (CPU protocol): " + "; ".join(f"{name.replace('_', ' ')}: {verdict[ok]}"
+                                                       for name, ok in report["goals"].items()) + "."]
     lines += ["", convergence_line(report)]
     missing = [m for m in MAIN_METHODS if m not in report["summary"]]
     if not report["complete"]:

@@ -22,7 +22,7 @@ def _report(vanilla_curve, complete=False):
         "gism": {"map50_95_mean": 0.13, "map50_95_std": 0.0, "seeds": [0], "epochs": 50, "gap_closed": 0.6},
     }
     return {"command": "python bench/distill_gain.py steps=report", "summary": summary,
-            "vanilla_curves": {0: vanilla_curve}, "complete": complete}
+            "vanilla_curves": {0: vanilla_curve}, "complete": complete, "goals": {}}
 
 
 def test_readme_block_is_replaced_from_the_report_and_rerunning_changes_nothing(gain, tmp_path):
@@ -54,3 +54,22 @@ def test_convergence_verdict_uses_the_last_tenth_of_the_curve(gain):
         _report(flat))
     assert "+1.00 points" in gain.convergence_line(_report(rising)) and "still rising" in gain.convergence_line(
         _report(rising))
+
+
+def test_goals_follow_the_issue_and_say_when_unmeasured(gain):
+    def method(mean, std, gap=None):
+        return {"map50_95_mean": mean, "map50_95_std": std, "gap_closed": gap}
+
+    summary = {"vanilla": method(0.100, 0.002), "builtin": method(0.112, 0.002), "gism": method(0.125, 0.003, 0.55)}
+    g = gain.goals(summary)
+    assert g["gism_vs_vanilla_at_least_2_points"] is True  # +2.5 points
+    assert g["gism_vs_builtin_at_least_1_point"] is True  # +1.3 points
+    assert g["gism_mean_minus_std_above_builtin_mean_plus_std"] is True  # 0.122 > 0.114
+    assert g["gism_above_time_matched_vanilla"] is None  # not run
+    assert g["gism_closes_half_the_gap"] is True
+    summary["gism"] = method(0.118, 0.005, 0.4)
+    g = gain.goals(summary)
+    assert g["gism_vs_vanilla_at_least_2_points"] is False  # +1.8 points
+    assert g["gism_vs_builtin_at_least_1_point"] is False  # +0.6 points
+    assert g["gism_mean_minus_std_above_builtin_mean_plus_std"] is False  # 0.113 is not above 0.114
+    assert g["gism_closes_half_the_gap"] is False
