@@ -221,6 +221,13 @@ def _labels(report: FpsReport) -> list[str]:
     return [r.model if len(modes) == 1 else f"{r.model}\n{r.mode}" for r in report.results]
 
 
+def _save(fig, path: Path, plt) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _plot_fps(report: FpsReport, path: Path, plt) -> Path:
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(report.results) + 1.5))
     labels = _labels(report)
@@ -230,10 +237,7 @@ def _plot_fps(report: FpsReport, path: Path, plt) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("frames per second, end to end")
     ax.set_title("FPS per model")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, plt)
 
 
 def _horizontal() -> dict:
@@ -258,10 +262,7 @@ def _plot_latency(report: FpsReport, path: Path, plt) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("latency per frame, ms (decode start to detections)")
     ax.set_title("Latency distribution")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, plt)
 
 
 def _plot_fps_map(report: FpsReport, path: Path, plt) -> Path:
@@ -274,10 +275,7 @@ def _plot_fps_map(report: FpsReport, path: Path, plt) -> Path:
     ax.set_ylabel("mAP50-95")
     ax.set_title("Speed vs accuracy")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, plt)
 
 
 def plot_report(report: FpsReport, folder: str | Path) -> list[Path]:
