@@ -460,7 +460,7 @@ def main(argv: list[str]) -> None:
     protocol = load_protocol(args.get("protocol", str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
     seeds = [int(s) for s in args["seeds"].split(",")] if "seeds" in args else protocol["seeds"]
     steps = args.get("steps", "teacher,main,ablations,report").split(",")
-    command = "python bench/distill_gain.py " + " ".join(argv)
+    command = " ".join(["python bench/distill_gain.py", *argv])
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if "vanilla" in steps:
         step_vanilla(protocol, seeds)

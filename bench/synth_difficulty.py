@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
                        relative_gap_all=(t["map50_95"] - s["map50_95"]) / max(t["map50_95"], 1e-9),
                        relative_gap_small=(t["ap_small"] - s["ap_small"]) / max(t["ap_small"], 1e-9),
                        relative_gap_crowded=(t["ap_crowded"] - s["ap_crowded"]) / max(t["ap_crowded"], 1e-9))
-    report = {"command": "python bench/synth_difficulty.py " + " ".join(argv), "environment": environment(),
+    report = {"command": " ".join(["python bench/synth_difficulty.py", *argv]), "environment": environment(),
               "protocol": protocol["_file"], "student": protocol["student"], "teacher": protocol["teacher"],
               "summary": summary, "complete": all(runs.values()), "runs": runs,
               "note": "generation speed: single process, 320 px, rendering + labels + JPEG encoding, no disk writes"}
