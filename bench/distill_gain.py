@@ -275,9 +275,9 @@ def step_ablations(protocol):
     s = specs(protocol)
     if not teacher_ready(protocol, "ablations"):
         return
-    for name in s:
-        if name.startswith(("ablation_", "builtin_dis")):
-            ensure(protocol, name, 0, s[name])
+    # GISM's own ablations first: they say which term helps or hurts; the built-in's dis sweep comes after
+    for name in [n for n in s if n.startswith("ablation_")] + [n for n in s if n.startswith("builtin_dis")]:
+        ensure(protocol, name, 0, s[name])
 
 
 # ----- report ------------------------------------------------------------------------------------
