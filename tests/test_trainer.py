@@ -141,6 +141,27 @@ def test_gradients_reach_student_and_adapters_not_teacher(tiny_data, trained_tea
     assert not trainer.teacher.model.training  # still eval, BatchNorm included
 
 
+def test_gt_selection_distils_only_inside_labelled_boxes(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, selection="gt")
+    trainer._setup_train()
+    trainer.epoch = 1
+    trainer._model_train()
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    seen = {}
+    anchor_weight = trainer.gism_criterion.anchor_weight
+
+    def recording(*args):
+        seen["weight"], seen["instances"] = anchor_weight(*args)
+        return seen["weight"], seen["instances"]
+
+    trainer.gism_criterion.anchor_weight = recording
+    _, items = trainer.model(batch)
+    assert all(float(items[n]) > 0 for n in LOSS_NAMES)
+    counts = [len(boxes) for boxes in seen["instances"]]
+    assert counts == [int((batch["batch_idx"] == i).sum()) for i in range(len(counts))]  # one per label
+    assert 0 < seen["weight"].mean() < 1  # inside the boxes only
+
+
 def test_distillation_part_scales_with_batch_like_ultralytics(tiny_data, trained_teacher, tmp_path):
     trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0)
     loss, items = _one_step_loss(trainer)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-SELECTIONS = ("gi", "conf", "none")
+SELECTIONS = ("gi", "gt", "conf", "none")
 LEVEL_WEIGHTINGS = ("dynamic", "fixed")
 TEACHER_DTYPES = ("auto", "fp32", "fp16", "bf16")
 

@@ -22,7 +22,8 @@ from ultralytics.utils.tal import make_anchors
 
 from .distributed import average_tensor
 from .losses import BinDistributionKD, ClassScoreKD, DecodedBoxKD, FeatureAlignLoss
-from .select import anchor_weight_from_instances, boxes_to_mask, gi_instances, level_shapes, split_anchor_weight
+from .select import (anchor_weight_from_instances, boxes_to_mask, gi_instances, gt_instances, level_shapes,
+                     split_anchor_weight)
 from .teacher import map_teacher_scores
 
 LOSS_NAMES = ("feat_loss", "kdcls_loss", "kdbox_loss")
@@ -90,21 +91,22 @@ class GISMCriterion:
             return torch.cat([det_loss, zero]), {**items, **dict.fromkeys(LOSS_NAMES, zero[0].detach())}
         student = preds.get("one2many", preds)  # end-to-end heads: one2one trains on detached features
         teacher = self.teacher(batch["img"])
-        terms = self.terms(student, teacher, batch["img"].shape[-2:])
+        terms = self.terms(student, teacher, batch)
         total = sum(terms.values())
         items = {**items, **{name: value.detach().reshape(()) for name, value in zip(LOSS_NAMES, terms.values())}}
         return torch.cat([det_loss, (total * batch["img"].shape[0]).reshape(1)]), items
 
-    def terms(self, student: dict, teacher: dict, img_hw) -> dict[str, torch.Tensor]:
+    def terms(self, student: dict, teacher: dict, batch: dict) -> dict[str, torch.Tensor]:
         """The three weighted GISM terms (feature, class, box), each already multiplied by lambda."""
         cfg, lam = self.cfg, self.kd_lambda
+        img_hw = tuple(batch["img"].shape[-2:])
         s_scores = student["scores"].float().permute(0, 2, 1)  # (B, A, C)
         t_scores = map_teacher_scores(teacher["scores"].float(), self.class_groups).permute(0, 2, 1)
         anchors, strides = make_anchors(student["feats"], self.strides, 0.5)
         s_ltrb = ltrb_distances(student["boxes"], self.student_reg_max)
         t_ltrb = ltrb_distances(teacher["boxes"], self.teacher_reg_max)
         shapes = level_shapes(student["feats"])
-        anchor_weight, instances = self.anchor_weight(s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, img_hw)
+        anchor_weight, instances = self.anchor_weight(s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch)
         zero = s_scores.sum() * 0.0
         feat = self.feature_term(student, teacher, anchor_weight, instances, shapes, img_hw) if cfg.kd_feat else zero
         cls = self.class_loss(s_scores, t_scores, anchor_weight) if cfg.kd_cls else zero
@@ -116,12 +118,13 @@ class GISMCriterion:
         terms = {"feat": lam * (1 - cfg.alpha) * feat, "cls": lam * cls, "box": lam * cfg.alpha * box}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
 
-    def anchor_weight(self, s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, img_hw):
-        """(B, A) weight over anchors from the selection mode, and the GI instances when selected that way."""
-        cfg = self.cfg
-        if cfg.selection == "gi":
-            instances = gi_instances(s_scores, t_scores, to_xyxy(s_ltrb, anchors, strides),
-                                     to_xyxy(t_ltrb, anchors, strides), cfg.gi_topk, cfg.gi_iou)
+    def anchor_weight(self, s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch):
+        """(B, A) weight over anchors from the selection mode, and the selected instances where boxes select."""
+        cfg, img_hw = self.cfg, tuple(batch["img"].shape[-2:])
+        if cfg.selection in ("gi", "gt"):
+            instances = (gi_instances(s_scores, t_scores, to_xyxy(s_ltrb, anchors, strides),
+                                      to_xyxy(t_ltrb, anchors, strides), cfg.gi_topk, cfg.gi_iou)
+                         if cfg.selection == "gi" else gt_instances(batch))
             return anchor_weight_from_instances(instances, shapes, *img_hw), instances
         if cfg.selection == "conf":
             return t_scores.sigmoid().amax(-1), None

@@ -1,4 +1,5 @@
-"""Where the distillation losses look: instance selection (GID), teacher confidence, or everywhere.
+"""Where the distillation losses look: instance selection (GID), the labelled objects, teacher confidence,
+or everywhere.
 
 General Instance Distillation (Dai et al., 2021): per image, score each location by
 GI = max_c |sigmoid(t_c) - sigmoid(s_c)|, take the box of whichever model is more confident there,
@@ -44,6 +45,21 @@ def gi_instances(
         keep = nms(candidates, scores, iou)[:topk]
         selected.append(torch.cat([candidates[keep], scores[keep, None]], 1))
     return selected
+
+
+def gt_instances(batch: dict) -> list[torch.Tensor]:
+    """selection=gt: the labelled objects themselves, one (k, 5) tensor per image (xyxy pixels, score 1).
+
+    The losses then look only where the ground truth has an object, so a teacher's false positives and
+    misses in the background are never imitated.
+    """
+    img_h, img_w = batch["img"].shape[-2:]
+    xywh = batch["bboxes"].float()  # Ultralytics' training batches hold normalised xywh boxes
+    xyxy = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
+    xyxy = xyxy * xyxy.new_tensor([img_w, img_h, img_w, img_h])
+    image_of = batch["batch_idx"].view(-1).long()
+    return [torch.cat([xyxy[image_of == i], xyxy.new_ones(int((image_of == i).sum()), 1)], 1)
+            for i in range(batch["img"].shape[0])]
 
 
 def cell_centres(h: int, w: int, stride_y: float, stride_x: float, device) -> tuple[torch.Tensor, torch.Tensor]:
