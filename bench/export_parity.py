@@ -45,8 +45,8 @@ def export_all(models: list[Path], cfg: dict) -> dict:
 
     runs = ROOT / "bench" / "runs" / "export_parity"
     out = {}
-    for pt in models:
-        folder = runs / pt.stem
+    for i, pt in enumerate(models):
+        folder = runs / f"{i}-{pt.stem}"  # one folder per model: checkpoints are often all called best.pt
         folder.mkdir(parents=True, exist_ok=True)
         out[str(pt)] = {
             prec: export(pt, imgsz=cfg["imgsz"], precision=prec, calib=cfg["calib"], data=cfg["data"],
@@ -144,7 +144,7 @@ def markdown(result: dict) -> str:
             r = row[prec]
             mp = f"{r['map']['onnx']['map50_95']:.4f} / {r['map']['torch']['map50_95']:.4f}" if r["map"] else "-"
             diffs = (r["max_abs_diff"], r["max_abs_diff_scores"], r["max_abs_diff_boxes_px_above_conf"])
-            lines.append(f"| {Path(model).name} | {prec} | {' | '.join(map(_num, diffs))} "
+            lines.append(f"| {model} | {prec} | {' | '.join(map(_num, diffs))} "
                          f"| {_num(r['detection_agreement'])} | {mp} "
                          f"| {r['latency']['median_ms']:.2f} | {r['latency']['p10_ms']:.2f} |")
     lines += ["", "Summary: " + ", ".join(f"{k} = {v if not isinstance(v, float) else round(v, 5)}"

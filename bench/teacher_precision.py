@@ -49,21 +49,27 @@ def timed(fn, images) -> float:
     return time.perf_counter() - start
 
 
-def fidelity(reference: dict, rounded: dict, temperature: float, reg_max: int) -> dict:
-    """bf16 outputs against fp32 ones, in what GISM's losses read."""
+def kd_terms(teacher: dict, student: dict, temperature: float, reg_max: int) -> dict:
+    """GISM's class and box terms of `student` against `teacher`, over every anchor."""
     from yolo_gism.losses import BinDistributionKD, ClassScoreKD
 
+    t_scores, s_scores = teacher["scores"].float(), student["scores"].float()
+    weight = torch.ones(t_scores.shape[0], t_scores.shape[2])
+    cls = ClassScoreKD(temperature)(s_scores.permute(0, 2, 1), t_scores.permute(0, 2, 1), weight)
+    box = BinDistributionKD(reg_max, temperature)(student["boxes"].float().permute(0, 2, 1),
+                                                  teacher["boxes"].float().permute(0, 2, 1), weight)
+    return {"kdcls": cls.item(), "kdbox": box.item()}
+
+
+def fidelity(reference: dict, rounded: dict, temperature: float, reg_max: int) -> dict:
+    """bf16 outputs against fp32 ones, in what GISM's losses read."""
     t_scores, r_scores = reference["scores"].float(), rounded["scores"].float()
     prob_diff = ((t_scores / temperature).sigmoid() - (r_scores / temperature).sigmoid()).abs()
-    weight = torch.ones(t_scores.shape[0], t_scores.shape[2])
-    cls_floor = ClassScoreKD(temperature)(r_scores.permute(0, 2, 1), t_scores.permute(0, 2, 1), weight)
-    box_floor = BinDistributionKD(reg_max, temperature)(rounded["boxes"].float().permute(0, 2, 1),
-                                                        reference["boxes"].float().permute(0, 2, 1), weight)
+    floor = kd_terms(reference, rounded, temperature, reg_max)
     feats = [((a.float() - b.float()).abs().max() / a.float().abs().max()).item()
              for a, b in zip(reference["feats"], rounded["feats"])]
     return {"score_prob_max_abs_diff": prob_diff.max().item(), "score_prob_mean_abs_diff": prob_diff.mean().item(),
-            "kdcls_floor": cls_floor.item(), "kdbox_floor": box_floor.item(),
-            "feature_max_rel_diff_per_level": feats}
+            "kdcls_floor": floor["kdcls"], "kdbox_floor": floor["kdbox"], "feature_max_rel_diff_per_level": feats}
 
 
 def main(argv: list[str]) -> dict:
@@ -92,8 +98,8 @@ def main(argv: list[str]) -> dict:
                **fidelity(outputs["fp32"], outputs["bf16"], temperature, reg_max)}
     if cfg["student"]:
         student = FrozenTeacher(load_teacher_model(str(cfg["student"])), torch.device("cpu"), "fp32")(images)
-        signal = fidelity(outputs["fp32"], student, temperature, reg_max)
-        summary.update(student_kdcls=signal["kdcls_floor"], student_kdbox=signal["kdbox_floor"])
+        signal = kd_terms(outputs["fp32"], student, temperature, reg_max)
+        summary.update(student_kdcls=signal["kdcls"], student_kdbox=signal["kdbox"])
     result = {"command": "python bench/teacher_precision.py " + " ".join(argv), "config": cfg,
               "environment": environment(), "seconds_per_forward": times, "median_seconds": median,
               "summary": summary}
