@@ -84,7 +84,6 @@ def main(argv: list[str]) -> dict:
     cfg = {**DEFAULTS, **kwargs}
     torch.set_num_threads(int(cfg["threads"]))
     images = validation_batch(str(cfg["data"]), int(cfg["imgsz"]), int(cfg["batch"]))
-    model = load_teacher_model(str(cfg["teacher"]))
     teachers = {dtype: FrozenTeacher(load_teacher_model(str(cfg["teacher"])), torch.device("cpu"), dtype)
                 for dtype in ("fp32", "bf16")}
     outputs = {dtype: teacher(images) for dtype, teacher in teachers.items()}  # also the warm-up
@@ -93,7 +92,7 @@ def main(argv: list[str]) -> dict:
         for dtype, teacher in teachers.items():
             times[dtype].append(timed(teacher, images))
     median = {dtype: statistics.median(t) for dtype, t in times.items()}
-    temperature, reg_max = float(cfg["temperature"]), detect_head(model).reg_max
+    temperature, reg_max = float(cfg["temperature"]), detect_head(teachers["fp32"].model).reg_max
     summary = {"bf16_speedup_vs_fp32": median["fp32"] / median["bf16"],
                **fidelity(outputs["fp32"], outputs["bf16"], temperature, reg_max)}
     if cfg["student"]:

@@ -114,7 +114,7 @@ def cpu_has_native_bf16() -> bool:
 
 def auto_dtype(device: torch.device) -> str:
     """The teacher's precision for teacher_dtype=auto: fp16 on CUDA; bf16 on CPUs that compute it natively,
-    where a fused YOLOv8s teacher ran 1.96x faster, its softened class probabilities stayed within 0.01 of
+    where a fused YOLOv8s teacher ran 1.94x faster, its softened class probabilities stayed within 0.01 of
     fp32 and rounding added a loss floor under 0.1 % of a trained student's KD terms
     (bench/results/teacher_precision.md); fp32 elsewhere."""
     if device.type == "cuda":
