@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torchvision.ops import nms
 
+from ultralytics.utils.ops import xywh2xyxy
+
 # NMS runs on the best candidates only: greedy NMS keeps a box based on higher-scored boxes alone,
 # so the first K survivors are exact whenever K survive among these candidates.
 _NMS_CANDIDATES = 1000
@@ -55,8 +57,7 @@ def gt_instances(batch: dict) -> list[torch.Tensor]:
     """
     img_h, img_w = batch["img"].shape[-2:]
     xywh = batch["bboxes"].float()  # Ultralytics' training batches hold normalised xywh boxes
-    xyxy = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
-    xyxy = xyxy * xyxy.new_tensor([img_w, img_h, img_w, img_h])
+    xyxy = xywh2xyxy(xywh) * xywh.new_tensor([img_w, img_h, img_w, img_h])
     image_of = batch["batch_idx"].view(-1).long()
     return [torch.cat([xyxy[image_of == i], xyxy.new_ones(int((image_of == i).sum()), 1)], 1)
             for i in range(batch["img"].shape[0])]
