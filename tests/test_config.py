@@ -40,6 +40,8 @@ def test_unknown_key_lists_valid_ones():
         ({"alpha": -0.1}, "alpha"),
         ({"kd_warmup": -1}, "kd_warmup"),
         ({"selection": "all"}, "selection"),
+        ({"adapter": "linear"}, r"adapter='linear' must be one of \('conv', 'mlp'\)"),
+        ({"feat_norm": "l2"}, "feat_norm"),
         ({"student_layers": [1, 2], "teacher_layers": [1]}, "same count"),
         ({"student_layers": [1]}, "together"),
         ({"kd_feat": False, "kd_cls": False, "kd_box": False}, "nothing to distill"),

@@ -96,6 +96,15 @@ def test_feature_loss_is_mse_of_standardised_maps_and_scale_free():
     torch.testing.assert_close(FeatureAlignLoss()(s * 100, t * 100, w), want, atol=1e-4, rtol=1e-4)
 
 
+def test_raw_feature_loss_is_plain_weighted_mse_and_grows_with_scale():
+    torch.manual_seed(5)
+    s, t, w = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4), torch.rand(2, 4, 4)
+    want = (((s - t) ** 2).mean(1) * w).sum() / w.sum()
+    raw = FeatureAlignLoss(standardize=False)
+    torch.testing.assert_close(raw(s, t, w), want)
+    torch.testing.assert_close(raw(s * 10, t * 10, w), want * 100)
+
+
 def test_dynamic_level_weights_balance_levels_whatever_their_scale():
     weights = LevelWeights(3, dynamic=True)
     for _ in range(5):

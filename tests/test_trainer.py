@@ -227,15 +227,19 @@ def test_resume_restores_adapters_and_schedule(tiny_data, trained_teacher, tmp_p
     model.add_callback("on_model_save", stop_after_first_epoch)
     with pytest.raises(Stop):
         model.train(trainer=GISMTrainer, data=str(tiny_data), teacher=str(trained_teacher), epochs=3,
-                    project=str(tmp_path), name="r", kd_warmup=0, kd_ramp=0, temperature=3.0, **FAST)
+                    project=str(tmp_path), name="r", kd_warmup=0, kd_ramp=0, temperature=3.0, adapter="mlp",
+                    feat_norm="raw", **FAST)
     last = tmp_path / "r" / "weights" / "last.pt"
     saved = torch.load(last.parent / "gism_last.pt", weights_only=True)
     assert saved["config"]["temperature"] == 3.0
 
     trainer = GISMTrainer(overrides={"resume": str(last), "model": str(last)})
     assert trainer.gism.temperature == 3.0 and trainer.gism.teacher == str(trained_teacher)
+    assert trainer.gism.adapter == "mlp" and trainer.gism.feat_norm == "raw"
     trainer.model = str(last)
     trainer._setup_train()
+    assert sorted(trainer.adapters.state_dict()) == sorted(saved["adapters"])  # conv, ReLU, conv per level
+    assert {k.split(".")[1] for k in saved["adapters"]} == {"0", "2"}
     for k, v in saved["adapters"].items():
         torch.testing.assert_close(trainer.adapters.state_dict()[k].cpu(), v)
     assert trainer.start_epoch == 1

@@ -18,6 +18,8 @@ import yaml
 SELECTIONS = ("gi", "gt", "conf", "none")
 LEVEL_WEIGHTINGS = ("dynamic", "fixed")
 TEACHER_DTYPES = ("auto", "fp32", "fp16", "bf16")
+FEAT_NORMS = ("standard", "raw")
+ADAPTERS = ("conv", "mlp")
 
 
 def default_yaml_path() -> Path:
@@ -39,6 +41,8 @@ class GISMConfig:
     kd_cls: bool = True
     kd_box: bool = True
     level_weighting: str = "dynamic"
+    feat_norm: str = "standard"
+    adapter: str = "conv"
     selection: str = "gi"
     gi_topk: int = 30
     gi_iou: float = 0.3
@@ -93,6 +97,8 @@ class GISMConfig:
         _choice(self, "selection", SELECTIONS)
         _choice(self, "level_weighting", LEVEL_WEIGHTINGS)
         _choice(self, "teacher_dtype", TEACHER_DTYPES)
+        _choice(self, "feat_norm", FEAT_NORMS)
+        _choice(self, "adapter", ADAPTERS)
         for name in ("student_layers", "teacher_layers"):
             value = getattr(self, name)
             if value is not None:

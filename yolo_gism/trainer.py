@@ -30,7 +30,7 @@ from .config import GISMConfig, split_gism_args
 from .criterion import GISMCriterion
 from .distributed import average_gradients, broadcast_module
 from .hooks import FeatureRecorder
-from .losses import LevelWeights
+from .losses import LevelWeights, make_adapter
 from .teacher import FrozenTeacher, detect_head, load_teacher_model, resolve_class_groups
 
 check_ultralytics_version()
@@ -153,7 +153,7 @@ class GISMTrainer(DetectionTrainer):
             )
         self.teacher = FrozenTeacher(teacher_model, self.device, self.gism.teacher_dtype)
         channels = self._level_channels(student.to(self.device))
-        self.adapters = nn.ModuleList(nn.Conv2d(cs, ct, 1) for cs, ct in channels).to(self.device)
+        self.adapters = nn.ModuleList(make_adapter(self.gism.adapter, cs, ct) for cs, ct in channels).to(self.device)
         self.level_weights = LevelWeights(len(channels), self.gism.level_weighting == "dynamic").to(self.device)
         if self.resume:
             self._load_state()

@@ -6,12 +6,12 @@ selection (0/1 inside selected instances), teacher confidence, or are uniform.
 """
 
 from .box import BinDistributionKD, DecodedBoxKD
-from .feature import FeatureAlignLoss, LevelWeights
+from .feature import FeatureAlignLoss, LevelWeights, make_adapter
 from .reduce import weighted_mean
 from .response import ClassScoreKD, binary_kl
 
 __all__ = [
     "BinDistributionKD", "DecodedBoxKD", "FeatureAlignLoss", "LevelWeights", "ClassScoreKD", "binary_kl",
-    "weighted_mean",
+    "weighted_mean", "make_adapter",
 ]
 

@@ -19,15 +19,32 @@ def standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 class FeatureAlignLoss(nn.Module):
-    """Weighted mean over cells of the channel-mean squared error between standardised maps.
+    """Weighted mean over cells of the channel-mean squared error between the maps.
 
-    Inputs: student map already mapped to teacher channels by its adapter (B, C, H, W), teacher map
-    (B, C, H, W), and a (B, H, W) weight.
+    standardize=True compares standardised maps (scale-free, PKD); False compares them as they are, the
+    raw-scale L2 of FitNets and of Ultralytics' built-in distillation, whose pull grows with the teacher's
+    activation scale. Inputs: student map already mapped to teacher channels by its adapter (B, C, H, W),
+    teacher map (B, C, H, W), and a (B, H, W) weight.
     """
 
+    def __init__(self, standardize: bool = True):
+        super().__init__()
+        self.standardize = standardize
+
     def forward(self, student_map, teacher_map, weight):
-        diff = (standardize(student_map.float()) - standardize(teacher_map.float())).pow(2).mean(1)
-        return weighted_mean(diff, weight)
+        s, t = student_map.float(), teacher_map.float()
+        if self.standardize:
+            s, t = standardize(s), standardize(t)
+        return weighted_mean((s - t).pow(2).mean(1), weight)
+
+
+def make_adapter(kind: str, student_channels: int, teacher_channels: int) -> nn.Module:
+    """Maps a student feature map to the teacher's channels: one 1x1 conv, or conv-ReLU-conv (mlp), the
+    projector of Ultralytics' built-in distillation, which leaves the student's own features freer."""
+    if kind == "conv":
+        return nn.Conv2d(student_channels, teacher_channels, 1)
+    return nn.Sequential(nn.Conv2d(student_channels, teacher_channels, 1), nn.ReLU(inplace=True),
+                         nn.Conv2d(teacher_channels, teacher_channels, 1))
 
 
 class LevelWeights(nn.Module):
