@@ -83,6 +83,28 @@ def dataset(protocol: dict) -> Path:
     return out / "data.yaml"
 
 
+def settings(spec: dict) -> dict:
+    """What a run is trained with, paths left out: for GISM runs the fully resolved GISM config, so that a
+    changed default in cfg/gism.yaml makes the old record stale instead of silently counting as the new one."""
+    out = {k: v for k, v in spec.items() if k not in ("teacher", "distill_model", "threads")}
+    if spec.get("kind") == "gism":
+        from yolo_gism.config import GISMConfig
+
+        keys = set(GISMConfig.keys())
+        gism = GISMConfig.from_dict({k: v for k, v in out.items() if k in keys and k != "teacher"}).to_dict()
+        gism.pop("teacher")
+        out = {**{k: v for k, v in out.items() if k not in keys}, "gism": gism}
+    return json.loads(json.dumps(out))
+
+
+def is_current(record: dict, spec: dict) -> bool:
+    """A record matches the protocol's run if its epochs and settings do (records from before settings were
+    stored are taken as they are)."""
+    if record.get("epochs") != spec["epochs"]:
+        return False
+    return "settings" not in record or record["settings"] == settings(spec)
+
+
 # ----- one training run, in its own process ----------------------------------------------------
 def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
     """Train (or resume) one run and write its metrics.json; called in a subprocess by `ensure`."""
@@ -94,6 +116,7 @@ def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
     folder = run_dir(protocol, method, seed)
     data = dataset(protocol)
     last = folder / "weights" / "last.pt"
+    trained_with = settings(extra)
     kind = extra.pop("kind")
     epochs = extra.pop("epochs")
     threads = extra.pop("threads", None)
@@ -101,6 +124,9 @@ def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
                   device=protocol["device"], seed=seed, project=str(folder.parent), name=folder.name,
                   exist_ok=True, **protocol.get("train_args", {}))
     started = time.time()
+    if last.exists() and not _finished(last) and not _resumable(folder, trained_with):
+        print(f"[distill_gain] {method} seed {seed}: interrupted run had other GISM settings; starting over")
+        last.unlink()
     if last.exists() and not _finished(last):
         model = YOLO(str(last))
         _use_threads(model, threads)
@@ -114,7 +140,7 @@ def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
             model.train(**common, **extra)
     metrics = detailed_metrics(folder / "weights" / "best.pt", data, protocol["imgsz"])
     metrics.update(_curve(folder / "results.csv"), method=method, seed=seed, epochs=epochs,
-                   wall_seconds_this_call=round(time.time() - started, 1))
+                   wall_seconds_this_call=round(time.time() - started, 1), settings=trained_with)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
@@ -128,6 +154,21 @@ def _use_threads(model, threads: int | None) -> None:
         import torch
 
         model.add_callback("on_pretrain_routine_end", lambda trainer: torch.set_num_threads(threads))
+
+
+def _resumable(folder: Path, trained_with: dict) -> bool:
+    """An interrupted GISM run resumes with the config saved beside its checkpoint: only if that is still ours."""
+    import torch
+
+    state = folder / "weights" / "gism_last.pt"
+    if "gism" not in trained_with or not state.exists():
+        return True
+    from yolo_gism.config import GISMConfig
+
+    saved = torch.load(state, map_location="cpu", weights_only=True)["config"]
+    saved = GISMConfig.from_dict({k: v for k, v in saved.items() if k != "teacher"}).to_dict()  # fills keys added since
+    saved.pop("teacher")
+    return json.loads(json.dumps(saved)) == trained_with["gism"]
 
 
 def _finished(last: Path) -> bool:
@@ -174,11 +215,14 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
     """Run one method/seed unless finished (or being trained by another process); returns its metrics."""
     folder = run_dir(protocol, method, seed)
     done = finished_metrics(protocol, method, seed) or folder / "metrics.json"
-    if done.exists() and json.loads(done.read_text()).get("epochs") != spec["epochs"]:
-        print(f"[distill_gain] {method} seed {seed}: recorded run had other epochs than the protocol; redoing")
+    if done.exists() and not is_current(json.loads(done.read_text()), spec):
+        print(f"[distill_gain] {method} seed {seed}: recorded run had other epochs or settings than the "
+              f"protocol; redoing")
         done = folder / "metrics.json"
         if done.exists():
             done.unlink()
+        for stale in (folder / "weights" / "last.pt", folder / "results.csv"):  # never resume the old settings
+            stale.unlink(missing_ok=True)
     if not done.exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
         if not _claim(folder):
@@ -282,10 +326,15 @@ def step_ablations(protocol):
 
 # ----- report ------------------------------------------------------------------------------------
 def collect(protocol) -> dict[str, list[dict]]:
-    found = {}
+    """Every committed record that matches the protocol as it stands (stale ones, e.g. of an old GISM default,
+    are left out until redone)."""
+    found, current = {}, specs(protocol)
     base = RESULTS / "distill_gain_runs" / protocol["name"]
     for done in sorted(base.glob("*/seed*/metrics.json")):
-        found.setdefault(done.parent.parent.name, []).append(json.loads(done.read_text()))
+        method, record = done.parent.parent.name, json.loads(done.read_text())
+        if method in current and not is_current(record, current[method]):
+            continue
+        found.setdefault(method, []).append(record)
     sweep = {m: runs for m, runs in found.items() if m == "builtin" or m.startswith("builtin_dis")}
     seed0 = {m: [r for r in runs if r["seed"] == 0] for m, runs in sweep.items()}
     best = max((m for m in seed0 if seed0[m]), key=lambda m: seed0[m][0]["map50_95"], default=None)

@@ -73,3 +73,32 @@ def test_goals_follow_the_issue_and_say_when_unmeasured(gain):
     assert g["gism_vs_builtin_at_least_1_point"] is False  # +0.6 points
     assert g["gism_mean_minus_std_above_builtin_mean_plus_std"] is False  # 0.113 is not above 0.114
     assert g["gism_closes_half_the_gap"] is False
+
+
+def test_changed_gism_default_makes_the_old_record_stale(gain, monkeypatch, tmp_path):
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
+    spec = gain.specs(protocol)["gism"]
+    record = {"epochs": spec["epochs"], "settings": gain.settings(spec)}
+    assert gain.is_current(record, spec)
+    assert record["settings"]["gism"]["selection"] == "gi" and "teacher" not in record["settings"]["gism"]
+    assert gain.is_current({"epochs": spec["epochs"]}, spec)  # records from before settings were kept
+    assert not gain.is_current({**record, "epochs": spec["epochs"] + 1}, spec)
+    assert not gain.is_current(record, {**spec, "selection": "gt"})  # a protocol override
+    defaults = tmp_path / "gism.yaml"
+    defaults.write_text((ROOT / "cfg" / "gism.yaml").read_text().replace("temperature: 2.0", "temperature: 3.0"))
+    monkeypatch.setattr("yolo_gism.config.default_yaml_path", lambda: defaults)
+    assert not gain.is_current(record, spec)  # a changed default in cfg/gism.yaml
+
+
+def test_interrupted_gism_run_resumes_only_with_its_own_settings(gain, tmp_path):
+    import torch
+
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
+    spec = gain.specs(protocol)["ablation_feat_only"]
+    (tmp_path / "weights").mkdir()
+    assert gain._resumable(tmp_path, gain.settings(spec))  # nothing saved yet
+    saved = {**gain.settings(spec)["gism"], "teacher": "t.pt"}
+    del saved["adapter"]  # a state written before this key existed resumes with the key's default
+    torch.save({"config": saved}, tmp_path / "weights" / "gism_last.pt")
+    assert gain._resumable(tmp_path, gain.settings(spec))
+    assert not gain._resumable(tmp_path, gain.settings({**spec, "kd_cls": True}))
