@@ -31,10 +31,10 @@ DEFAULTS = dict(models=None, data=None, imgsz=640, calib=None, frames=300, parit
 
 def machine() -> dict:
     """The environment as every result records it, plus the CPU flag the INT8 speed depends on."""
+    from yolo_gism.cpuinfo import cpu_flags
     from yolo_gism.fps_report import environment
 
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    return {**environment(), "avx512_vnni": "avx512_vnni" in flags}
+    return {**environment(), "avx512_vnni": "avx512_vnni" in cpu_flags()}
 
 
 def export_all(models: list[Path], cfg: dict) -> dict:

@@ -326,12 +326,12 @@ def summarise(timing: dict, memory: dict) -> dict:
 def environment(ctx: dict, timing: dict) -> dict:
     import ultralytics
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    from yolo_gism.cpuinfo import cpu_model
+
     index = ctx["device"].split(",")[0].removeprefix("cuda:")
     gpu = torch.cuda.get_device_name(int(index) if index.isdigit() else 0) if ctx["device"] != "cpu" else None
     return {"python": platform.python_version(), "torch": torch.__version__, "ultralytics": ultralytics.__version__,
-            "platform": platform.platform(), "cpu": cpu, "cpu_cores": os.cpu_count(),
+            "platform": platform.platform(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
             "torch_threads": timing["torch_threads"], "gpu": gpu, "amp": timing["amp"]}
 
 

@@ -211,3 +211,16 @@ def test_bf16_teacher_outputs_are_bf16_rounded_fp32_ones(trained_teacher):
     # bf16 keeps 8 significant bits: close to fp32, but not equal (it really ran in bf16)
     diff = (fp32["scores"].sigmoid() - bf16["scores"].float().sigmoid()).abs()
     assert 0 < diff.max() < 0.05
+
+
+def test_cpu_flags_and_model_come_from_proc_cpuinfo(monkeypatch):
+    import yolo_gism.teacher as teacher
+    from yolo_gism import cpuinfo
+
+    text = "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: sse avx2 avx512_bf16\n\nprocessor\t: 1\n"
+    monkeypatch.setattr(cpuinfo, "_cpuinfo", lambda: text)
+    assert cpuinfo.cpu_model() == "Test CPU 9000"
+    assert cpuinfo.cpu_flags() == {"sse", "avx2", "avx512_bf16"}
+    assert teacher.cpu_has_native_bf16()
+    monkeypatch.setattr(cpuinfo, "_cpuinfo", lambda: "")
+    assert cpuinfo.cpu_flags() == set() and not teacher.cpu_has_native_bf16() and cpuinfo.cpu_model()

@@ -16,21 +16,12 @@ import typing
 from importlib import metadata
 from pathlib import Path
 
+from yolo_gism.cpuinfo import cpu_model
 from yolo_gism.fps import STAGES, FpsReport, ModelResult, Stats
 
 STAT_KEYS = ("mean", "p50", "p90", "p99", "min", "max")
 _LIBRARIES = ("yolo_gism", "ultralytics", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
               "tensorrt", "opencv-python", "opencv-python-headless", "numpy", "matplotlib")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _gpu() -> str | None:
@@ -58,7 +49,7 @@ def environment() -> dict:
     except AttributeError:
         affinity = os.cpu_count()
     return {
-        "cpu": _cpu_model(), "machine": platform.machine(), "platform": platform.platform(),
+        "cpu": cpu_model(), "machine": platform.machine(), "platform": platform.platform(),
         "logical_cores": os.cpu_count(), "usable_cores": affinity,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "gpu": _gpu(), "versions": versions,

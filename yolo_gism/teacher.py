@@ -15,6 +15,8 @@ from torch import nn
 from ultralytics.nn.modules.head import Detect
 from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
 
+from .cpuinfo import cpu_flags
+
 
 def load_teacher_model(source: str | Path | nn.Module, names: dict[int, str] | None = None) -> DetectionModel:
     """Load a teacher from an Ultralytics checkpoint, or build an untrained one from a model yaml (tests)."""
@@ -105,11 +107,7 @@ def map_teacher_scores(scores: torch.Tensor, groups: list[list[int]]) -> torch.T
 
 def cpu_has_native_bf16() -> bool:
     """AVX-512 BF16 or AMX: bfloat16 arithmetic in hardware, not emulated (which would be slower than fp32)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def auto_dtype(device: torch.device) -> str:
