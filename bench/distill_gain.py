@@ -4,6 +4,8 @@ distillation, on the same data, schedule and seeds.
     python bench/distill_gain.py protocol=cfg/distill_gain_cpu.yaml steps=teacher,main,ablations,report
     python bench/distill_gain.py steps=vanilla,main      # a second process: Ultralytics trains on one
                                                         # thread on a 2-core CPU, so two runs fit side by side
+    python bench/distill_gain.py steps=ablations only=ablation_feat_only,builtin_dis2   # chosen runs only
+    touch bench/runs/distill_gain/cpu/STOP               # processes finish their current runs, start no more
 
 Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>, not committed); a
 finished run's metrics.json and results.csv are copied to bench/results/distill_gain_runs/ (committed) and
@@ -211,6 +213,11 @@ def _claim(folder: Path) -> bool:
     return True
 
 
+def stop_file(protocol: dict) -> Path:
+    """While this file exists, protocol processes finish the runs they are on and start no others."""
+    return RUNS / protocol["name"] / "STOP"
+
+
 def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
     """Run one method/seed unless finished (or being trained by another process); returns its metrics."""
     folder = run_dir(protocol, method, seed)
@@ -224,6 +231,9 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
         for stale in (folder / "weights" / "last.pt", folder / "results.csv"):  # never resume the old settings
             stale.unlink(missing_ok=True)
     if not done.exists():
+        if stop_file(protocol).exists():
+            print(f"[distill_gain] {method} seed {seed}: {stop_file(protocol)} exists, starting no new run", flush=True)
+            return None
         folder.parent.mkdir(parents=True, exist_ok=True)
         if not _claim(folder):
             print(f"[distill_gain] {method} seed {seed}: another process is on it, skipping", flush=True)
@@ -237,7 +247,8 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
         if result.returncode != 0 or not done.exists():
             print(f"[distill_gain] {method} seed {seed} FAILED (exit {result.returncode})", flush=True)
             return None
-        keep_record(protocol, method, seed)
+    if done == folder / "metrics.json":
+        keep_record(protocol, method, seed)  # also for a run whose protocol process was stopped before copying
     return json.loads(done.read_text())
 
 
@@ -315,13 +326,17 @@ def step_main(protocol, seeds):
             ensure(protocol, "vanilla_time_matched", seed, {**s["vanilla"], "epochs": epochs})
 
 
-def step_ablations(protocol):
+def step_ablations(protocol, only: list[str] | None = None):
     s = specs(protocol)
+    unknown = sorted(set(only or []) - set(s))
+    if unknown:
+        raise ValueError(f"only={','.join(unknown)}: not in the protocol; its runs are {', '.join(s)}")
     if not teacher_ready(protocol, "ablations"):
         return
     # GISM's own ablations first: they say which term helps or hurts; the built-in's dis sweep comes after
     for name in [n for n in s if n.startswith("ablation_")] + [n for n in s if n.startswith("builtin_dis")]:
-        ensure(protocol, name, 0, s[name])
+        if only is None or name in only:
+            ensure(protocol, name, 0, s[name])
 
 
 # ----- report ------------------------------------------------------------------------------------
@@ -518,7 +533,7 @@ def main(argv: list[str]) -> None:
     if "main" in steps:
         step_main(protocol, seeds)
     if "ablations" in steps:
-        step_ablations(protocol)
+        step_ablations(protocol, args["only"].split(",") if "only" in args else None)
     if "report" in steps:
         step_report(protocol, command)
 

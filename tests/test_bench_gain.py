@@ -102,3 +102,21 @@ def test_interrupted_gism_run_resumes_only_with_its_own_settings(gain, tmp_path)
     torch.save({"config": saved}, tmp_path / "weights" / "gism_last.pt")
     assert gain._resumable(tmp_path, gain.settings(spec))
     assert not gain._resumable(tmp_path, gain.settings({**spec, "kd_cls": True}))
+
+
+def test_stop_file_and_only_choose_what_runs(gain, monkeypatch, tmp_path):
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    with pytest.raises(ValueError, match="only=ablation_nope: not in the protocol"):
+        gain.step_ablations(protocol, ["ablation_nope"])
+    started = []
+    monkeypatch.setattr(gain.subprocess, "run", lambda *a, **k: started.append(a) or gain.subprocess.CompletedProcess(a, 1))
+    monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
+    gain.stop_file(protocol).parent.mkdir(parents=True)
+    gain.stop_file(protocol).touch()
+    gain.step_ablations(protocol, ["ablation_feat_only"])
+    assert started == []  # STOP: no new run
+    gain.stop_file(protocol).unlink()
+    gain.step_ablations(protocol, ["ablation_feat_only"])
+    assert len(started) == 1 and "ablation_feat_only" in started[0][0][-1]  # only the chosen one
