@@ -213,6 +213,23 @@ def test_bf16_teacher_outputs_are_bf16_rounded_fp32_ones(trained_teacher):
     assert 0 < diff.max() < 0.05
 
 
+def test_cpu_teacher_runs_channels_last_with_the_same_outputs(trained_teacher):
+    from yolo_gism.teacher import FrozenTeacher, load_teacher_model
+
+    images = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+    teacher = FrozenTeacher(load_teacher_model(str(trained_teacher)), torch.device("cpu"), "fp32")
+    conv = next(m for m in teacher.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = load_teacher_model(str(trained_teacher)).eval().fuse(verbose=False)
+    with torch.no_grad():
+        want = plain(images)[1]
+    got = teacher(images)
+    for key in ("boxes", "scores"):
+        torch.testing.assert_close(got[key], want[key], atol=1e-4, rtol=1e-4)
+    for g, w in zip(got["feats"], want["feats"]):
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
+
+
 def test_cpu_flags_and_model_come_from_proc_cpuinfo(monkeypatch):
     import yolo_gism.teacher as teacher
     from yolo_gism import cpuinfo

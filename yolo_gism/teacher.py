@@ -133,6 +133,10 @@ class FrozenTeacher:
         self.dtype = auto_dtype(device) if dtype == "auto" else dtype
         if self.dtype == "fp16":
             self.model.half()
+        # channels-last convolutions are faster on CPU: a fused YOLOv8s teacher under bf16 autocast went from
+        # 0.81 to 0.61 s per batch of 16 at 256 px on one thread of this machine's CPU (one measurement)
+        self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
 
     def eval(self) -> None:
         """Whatever the trainer does to the student, the teacher (BatchNorm included) stays in eval mode."""
@@ -143,6 +147,7 @@ class FrozenTeacher:
         """Raw head outputs {'boxes', 'scores', 'feats'} of the one-to-many branch."""
         context = torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bf16" else nullcontext()
         with context:
+            images = images.contiguous(memory_format=self.memory_format)
             out = self.model(images.half() if self.dtype == "fp16" else images)
         preds = out[1] if isinstance(out, tuple) else out
         return preds.get("one2many", preds)
