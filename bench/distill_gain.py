@@ -444,6 +444,7 @@ def readme_section(report) -> str:
     verdict = {True: "met", False: "**not met**", None: "not measured yet"}
     lines += ["", "Goals (CPU protocol): " + "; ".join(f"{name.replace('_', ' ')}: {verdict[ok]}"
                                                        for name, ok in report["goals"].items()) + "."]
+    lines += ablation_lines(report)
     lines += ["", convergence_line(report)]
     missing = [m for m in MAIN_METHODS if m not in report["summary"]]
     if not report["complete"]:
@@ -451,6 +452,25 @@ def readme_section(report) -> str:
                   + (f" ({', '.join(missing)} not run at all)" if missing else "")
                   + "; these numbers are partial and prove nothing yet."]
     return "\n".join(lines)
+
+
+def ablation_lines(report) -> list[str]:
+    """Seed-0 ablations and dis sweep beside the vanilla run of the same seed, with what each one changes."""
+    runs = {m: r for m, r in report["all_methods"].items() if m.startswith(("ablation_", "builtin_dis"))}
+    if not runs:
+        return []
+    vanilla = next((r["map50_95"] for r in report["runs"].get("vanilla", []) if r["seed"] == 0), None)
+    ablations = report["protocol"].get("ablations", {})
+    lines = ["", "Ablations and method search, seed 0 (GISM rows change GISM's defaults as shown):", "",
+             "| run | changes | mAP50-95 | vs vanilla (seed 0), points |", "|---|---|---|---|"]
+    for m, s in runs.items():
+        if m.startswith("builtin_dis"):
+            changes = f"built-in, dis={m.removeprefix('builtin_dis')}"
+        else:
+            changes = ", ".join(f"{k}={v}" for k, v in ablations.get(m.removeprefix("ablation_"), {}).items()) or "–"
+        delta = f"{100 * (s['map50_95_mean'] - vanilla):+.2f}" if vanilla is not None else "–"
+        lines.append(f"| {m.removeprefix('ablation_')} | {changes} | {s['map50_95_mean']:.4f} | {delta} |")
+    return lines
 
 
 def convergence_line(report) -> str:

@@ -21,7 +21,11 @@ def _report(vanilla_curve, complete=False):
         "vanilla": {"map50_95_mean": 0.1, "map50_95_std": 0.004, "seeds": [0, 1], "epochs": 50, "gap_closed": 0.0},
         "gism": {"map50_95_mean": 0.13, "map50_95_std": 0.0, "seeds": [0], "epochs": 50, "gap_closed": 0.6},
     }
+    ablation = {"map50_95_mean": 0.105, "map50_95_std": 0.0, "seeds": [0], "epochs": 50}
     return {"command": "python bench/distill_gain.py steps=report", "summary": summary,
+            "all_methods": {**summary, "ablation_feat_only": ablation, "builtin_dis2": ablation},
+            "protocol": {"ablations": {"feat_only": {"kd_cls": False, "selection": "none"}}},
+            "runs": {"vanilla": [{"seed": 1, "map50_95": 0.2}, {"seed": 0, "map50_95": 0.1}]},
             "vanilla_curves": {0: vanilla_curve}, "complete": complete, "goals": {}}
 
 
@@ -35,6 +39,8 @@ def test_readme_block_is_replaced_from_the_report_and_rerunning_changes_nothing(
     assert "| vanilla | 0.1000 ± 0.0040 | 0,1 | 50 | 0.00 |" in text
     assert "| gism | 0.1300 (one seed) | 0 | 50 | 0.60 |" in text
     assert "(vanilla_time_matched, builtin not run at all)" in text
+    assert "| feat_only | kd_cls=False, selection=none | 0.1050 | +0.50 |" in text  # against vanilla's seed 0
+    assert "| builtin_dis2 | built-in, dis=2 | 0.1050 | +0.50 |" in text
     gain.update_readme(report, readme)
     assert readme.read_text() == text
 
