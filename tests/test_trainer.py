@@ -260,3 +260,28 @@ def test_non_finite_feature_level_is_named(tiny_data, trained_teacher, tmp_path)
     loss, items = trainer.model(trainer.preprocess_batch(next(iter(trainer.train_loader))))
     assert torch.isfinite(loss).all() and float(items["feat_loss"]) >= 0
     assert "feature term at level(s) [1]" in trainer.gism_criterion.problem
+
+
+def test_terms_follow_the_formula_with_lambda_alpha_and_feat_gain(tiny_data, trained_teacher, tmp_path):
+    """feat = lam (1 - alpha) gamma F, cls = lam C, box = lam alpha X, for the same student, teacher and batch."""
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, level_weighting="fixed")
+    trainer._setup_train()
+    trainer.epoch = 1
+    trainer._model_train()
+    crit = trainer.gism_criterion
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    with torch.no_grad():
+        student = trainer.model(batch["img"])
+        teacher = crit.teacher(batch["img"])
+
+    def terms(lam, alpha, gamma):
+        crit.kd_lambda, crit.cfg.alpha, crit.cfg.feat_gain = lam, alpha, gamma
+        return {k: float(v) for k, v in crit.terms(student, teacher, batch).items()}
+
+    unit = terms(1.0, 0.0, 1.0)  # F and C; box is off at alpha 0
+    box = terms(1.0, 1.0, 1.0)["box"]  # X
+    assert unit["box"] == 0 and box > 0 and unit["feat"] > 0 and unit["cls"] > 0
+    got = terms(3.0, 0.25, 2.0)
+    assert got["feat"] == pytest.approx(3.0 * 0.75 * 2.0 * unit["feat"], rel=1e-5)
+    assert got["cls"] == pytest.approx(3.0 * unit["cls"], rel=1e-5)
+    assert got["box"] == pytest.approx(3.0 * 0.25 * box, rel=1e-5)

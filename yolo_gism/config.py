@@ -34,6 +34,7 @@ class GISMConfig:
     temperature: float = 2.0
     alpha: float = 0.5
     kd_gain: float = 4.0
+    feat_gain: float = 1.0
     kd_warmup: int = 1
     kd_ramp: int = 2
     kd_stop: int = 0
@@ -87,6 +88,7 @@ class GISMConfig:
         _number(self, "temperature", float, low=0.0, low_inclusive=False)
         _number(self, "alpha", float, low=0.0, high=1.0)
         _number(self, "kd_gain", float, low=0.0)
+        _number(self, "feat_gain", float, low=0.0)
         for name in ("kd_warmup", "kd_ramp", "kd_stop"):
             _number(self, name, int, low=0)
         _number(self, "gi_topk", int, low=1)

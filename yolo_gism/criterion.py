@@ -7,7 +7,8 @@ criterion when it needs one), which keeps EMA copies, checkpoints and NaN-recove
 code paths this project does not know about.
 
 Exact formula (per batch of B images):
-    loss = L_det + B * lambda(epoch) * [ T^2 KL_cls + alpha L_box + (1 - alpha) sum_l w_l L_feat,l ]
+    loss = L_det + B * lambda(epoch) * [ T^2 KL_cls + alpha L_box + (1 - alpha) gamma sum_l w_l L_feat,l ]
+with gamma = feat_gain (1 by default).
 L_det is Ultralytics' own loss, which is already multiplied by B; each GISM term is a weighted mean over
 locations (see yolo_gism.losses), so the B factor gives the two parts the same scaling, as Ultralytics'
 built-in distillation does.
@@ -115,7 +116,7 @@ class GISMCriterion:
                    if isinstance(self.box_loss, BinDistributionKD) else self.box_loss(s_ltrb, t_ltrb, anchor_weight))
         else:
             box = zero
-        terms = {"feat": lam * (1 - cfg.alpha) * feat, "cls": lam * cls, "box": lam * cfg.alpha * box}
+        terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cls, "box": lam * cfg.alpha * box}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
 
     def anchor_weight(self, s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch):
