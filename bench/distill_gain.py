@@ -213,6 +213,31 @@ def _claim(folder: Path) -> bool:
     return True
 
 
+def identical_record(protocol: dict, spec: dict, seed: int) -> Path | None:
+    """A committed record of another method trained with exactly these settings and seed (e.g. the ablation
+    that a changed GISM default turned into the defaults), so that the same run is never trained twice."""
+    want = settings(spec)
+    for done in sorted((RESULTS / "distill_gain_runs" / protocol["name"]).glob(f"*/seed{seed}/metrics.json")):
+        if json.loads(done.read_text()).get("settings") == want:
+            return done.parent
+    return None
+
+
+def reuse_record(protocol: dict, method: str, seed: int, twin: Path) -> dict:
+    import shutil
+
+    target = record_dir(protocol, method, seed)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("results.csv", "args.yaml"):
+        if (twin / name).exists():
+            shutil.copy2(twin / name, target / name)
+    metrics = {**json.loads((twin / "metrics.json").read_text()), "method": method,
+               "reused_from": str(twin.relative_to(RESULTS))}
+    (target / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"[distill_gain] {method} seed {seed}: same settings and seed as {twin.relative_to(RESULTS)}; reused", flush=True)
+    return metrics
+
+
 def stop_file(protocol: dict) -> Path:
     """While this file exists, protocol processes finish the runs they are on and start no others."""
     return RUNS / protocol["name"] / "STOP"
@@ -230,6 +255,10 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
             done.unlink()
         for stale in (folder / "weights" / "last.pt", folder / "results.csv"):  # never resume the old settings
             stale.unlink(missing_ok=True)
+    if not done.exists() and method != "teacher":
+        twin = identical_record(protocol, spec, seed)
+        if twin is not None:
+            return reuse_record(protocol, method, seed, twin)
     if not done.exists():
         if stop_file(protocol).exists():
             print(f"[distill_gain] {method} seed {seed}: {stop_file(protocol)} exists, starting no new run", flush=True)

@@ -1,6 +1,7 @@
 """The gain benchmark's report plumbing: the README section is written from the report and nothing else."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,21 @@ def test_stop_file_and_only_choose_what_runs(gain, monkeypatch, tmp_path):
     gain.stop_file(protocol).unlink()
     gain.step_ablations(protocol, ["ablation_feat_only"])
     assert len(started) == 1 and "ablation_feat_only" in started[0][0][-1]  # only the chosen one
+
+
+def test_a_run_with_the_same_settings_and_seed_is_reused_not_retrained(gain, monkeypatch, tmp_path):
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(gain.subprocess, "run", lambda *a, **k: pytest.fail("nothing should be trained"))
+    spec = gain.specs(protocol)["gism"]
+    twin = gain.record_dir(protocol, "ablation_feat_cls", 0)
+    twin.mkdir(parents=True)
+    (twin / "metrics.json").write_text(json.dumps({"map50_95": 0.12, "seed": 0, "epochs": spec["epochs"],
+                                                   "method": "ablation_feat_cls", "settings": gain.settings(spec)}))
+    (twin / "results.csv").write_text("epoch\n1\n")
+    got = gain.ensure(protocol, "gism", 0, spec)
+    assert got["map50_95"] == 0.12 and got["method"] == "gism" and got["reused_from"].endswith("ablation_feat_cls/seed0")
+    assert (gain.record_dir(protocol, "gism", 0) / "results.csv").read_text() == "epoch\n1\n"
+    assert gain.identical_record(protocol, spec, 1) is None  # another seed is another run
+    assert gain.identical_record(protocol, {**spec, "kd_cls": False}, 0) is None
