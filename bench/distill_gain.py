@@ -99,12 +99,25 @@ def settings(spec: dict) -> dict:
     return json.loads(json.dumps(out))
 
 
+def recorded_settings(record: dict) -> dict | None:
+    """A record's settings, with GISM keys added since it was trained filled in with their defaults (a new key's
+    default keeps the old behaviour); a changed default of an existing key still shows, as it was stored."""
+    stored = record.get("settings")
+    if stored is None or "gism" not in stored:
+        return stored
+    from yolo_gism.config import GISMConfig
+
+    gism = GISMConfig.from_dict(stored["gism"]).to_dict()
+    gism.pop("teacher")
+    return json.loads(json.dumps({**stored, "gism": gism}))
+
+
 def is_current(record: dict, spec: dict) -> bool:
     """A record matches the protocol's run if its epochs and settings do (records from before settings were
     stored are taken as they are)."""
     if record.get("epochs") != spec["epochs"]:
         return False
-    return "settings" not in record or record["settings"] == settings(spec)
+    return "settings" not in record or recorded_settings(record) == settings(spec)
 
 
 # ----- one training run, in its own process ----------------------------------------------------
@@ -218,7 +231,7 @@ def identical_record(protocol: dict, spec: dict, seed: int) -> Path | None:
     that a changed GISM default turned into the defaults), so that the same run is never trained twice."""
     want = settings(spec)
     for done in sorted((RESULTS / "distill_gain_runs" / protocol["name"]).glob(f"*/seed{seed}/metrics.json")):
-        if json.loads(done.read_text()).get("settings") == want:
+        if recorded_settings(json.loads(done.read_text())) == want:
             return done.parent
     return None
 

@@ -87,10 +87,13 @@ def test_changed_gism_default_makes_the_old_record_stale(gain, monkeypatch, tmp_
     spec = gain.specs(protocol)["gism"]
     record = {"epochs": spec["epochs"], "settings": gain.settings(spec)}
     assert gain.is_current(record, spec)
-    assert record["settings"]["gism"]["selection"] == "gi" and "teacher" not in record["settings"]["gism"]
+    assert record["settings"]["gism"]["selection"] == "none" and "teacher" not in record["settings"]["gism"]
     assert gain.is_current({"epochs": spec["epochs"]}, spec)  # records from before settings were kept
+    older = json.loads(json.dumps(record))
+    del older["settings"]["gism"]["feat_gain"]
+    assert gain.is_current(older, spec)  # a key added since is taken at its default
     assert not gain.is_current({**record, "epochs": spec["epochs"] + 1}, spec)
-    assert not gain.is_current(record, {**spec, "selection": "gt"})  # a protocol override
+    assert not gain.is_current(record, {**spec, "selection": "gi"})  # a protocol override
     defaults = tmp_path / "gism.yaml"
     defaults.write_text((ROOT / "cfg" / "gism.yaml").read_text().replace("temperature: 2.0", "temperature: 3.0"))
     monkeypatch.setattr("yolo_gism.config.default_yaml_path", lambda: defaults)

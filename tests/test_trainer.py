@@ -19,6 +19,7 @@ from yolo_gism.criterion import GISMCriterion, LOSS_NAMES
 
 FAST = dict(imgsz=128, batch=16, device="cpu", workers=0, plots=False, seed=0, deterministic=False, amp=False,
             verbose=False, exist_ok=True)
+ALL_TERMS = dict(kd_box=True, selection="gi")  # these tests exercise every GISM term and GI selection, whatever the defaults
 
 
 def _digest(model: torch.nn.Module) -> str:
@@ -42,7 +43,7 @@ def distilled_run(trained_teacher, tiny_data, tmp_path_factory):
 
     before = _digest(load_checkpoint(str(trained_teacher))[0])
     distill("yolov8n.yaml", teacher=str(trained_teacher), data=str(tiny_data), epochs=2, project=str(project),
-            name="run", kd_warmup=1, kd_ramp=0, kd_gain=1.0, **FAST)
+            name="run", kd_warmup=1, kd_ramp=0, kd_gain=1.0, **ALL_TERMS, **FAST)
     return project / "run", before
 
 
@@ -113,7 +114,7 @@ def test_checkpoint_works_with_stock_ultralytics_without_yolo_gism(distilled_run
 
 def _trainer(tiny_data, teacher, tmp_path, **kw) -> GISMTrainer:
     args = dict(model="yolov8n.yaml", data=str(tiny_data), teacher=str(teacher), epochs=2, project=str(tmp_path),
-                name="t", **FAST)
+                name="t", **ALL_TERMS, **FAST)
     args.update(kw)
     return GISMTrainer(overrides=args)
 

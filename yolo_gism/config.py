@@ -40,11 +40,11 @@ class GISMConfig:
     kd_stop: int = 0
     kd_feat: bool = True
     kd_cls: bool = True
-    kd_box: bool = True
+    kd_box: bool = False
     level_weighting: str = "dynamic"
     feat_norm: str = "standard"
     adapter: str = "conv"
-    selection: str = "gi"
+    selection: str = "none"
     gi_topk: int = 30
     gi_iou: float = 0.3
     student_layers: list[int] | None = None
