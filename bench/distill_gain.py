@@ -498,11 +498,13 @@ def readme_section(report) -> str:
 
 def ablation_lines(report) -> list[str]:
     """Seed-0 ablations and dis sweep beside the vanilla run of the same seed, with what each one changes."""
+    ablations = report["protocol"].get("ablations", {})
+    order = [f"ablation_{name}" for name in ablations]  # the protocol's order, then anything else (dis sweep)
     runs = {m: r for m, r in report["all_methods"].items() if m.startswith(("ablation_", "builtin_dis"))}
+    runs = dict(sorted(runs.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
     if not runs:
         return []
     vanilla = next((r["map50_95"] for r in report["runs"].get("vanilla", []) if r["seed"] == 0), None)
-    ablations = report["protocol"].get("ablations", {})
     lines = ["", "Ablations and method search, seed 0 (GISM rows change GISM's defaults as shown):", "",
              "| run | changes | mAP50-95 | vs vanilla (seed 0), points |", "|---|---|---|---|"]
     for m, s in runs.items():
