@@ -178,12 +178,9 @@ def _resumable(folder: Path, trained_with: dict) -> bool:
     state = folder / "weights" / "gism_last.pt"
     if "gism" not in trained_with or not state.exists():
         return True
-    from yolo_gism.config import GISMConfig
-
     saved = torch.load(state, map_location="cpu", weights_only=True)["config"]
-    saved = GISMConfig.from_dict({k: v for k, v in saved.items() if k != "teacher"}).to_dict()  # fills keys added since
-    saved.pop("teacher")
-    return json.loads(json.dumps(saved)) == trained_with["gism"]
+    saved.pop("teacher", None)
+    return recorded_settings({"settings": {"gism": saved}})["gism"] == trained_with["gism"]
 
 
 def _finished(last: Path) -> bool:
