@@ -85,6 +85,15 @@ def dataset(protocol: dict) -> Path:
     return out / "data.yaml"
 
 
+def _resolved_gism(values: dict) -> dict:
+    """GISM settings as a run uses them: every key, the current defaults filled in, the teacher path left out."""
+    from yolo_gism.config import GISMConfig
+
+    gism = GISMConfig.from_dict({k: v for k, v in values.items() if k != "teacher"}).to_dict()
+    gism.pop("teacher")
+    return json.loads(json.dumps(gism))
+
+
 def settings(spec: dict) -> dict:
     """What a run is trained with, paths left out: for GISM runs the fully resolved GISM config, so that a
     changed default in cfg/gism.yaml makes the old record stale instead of silently counting as the new one."""
@@ -93,9 +102,8 @@ def settings(spec: dict) -> dict:
         from yolo_gism.config import GISMConfig
 
         keys = set(GISMConfig.keys())
-        gism = GISMConfig.from_dict({k: v for k, v in out.items() if k in keys and k != "teacher"}).to_dict()
-        gism.pop("teacher")
-        out = {**{k: v for k, v in out.items() if k not in keys}, "gism": gism}
+        out = {**{k: v for k, v in out.items() if k not in keys},
+               "gism": _resolved_gism({k: v for k, v in out.items() if k in keys})}
     return json.loads(json.dumps(out))
 
 
@@ -105,11 +113,7 @@ def recorded_settings(record: dict) -> dict | None:
     stored = record.get("settings")
     if stored is None or "gism" not in stored:
         return stored
-    from yolo_gism.config import GISMConfig
-
-    gism = GISMConfig.from_dict(stored["gism"]).to_dict()
-    gism.pop("teacher")
-    return json.loads(json.dumps({**stored, "gism": gism}))
+    return {**stored, "gism": _resolved_gism(stored["gism"])}
 
 
 def is_current(record: dict, spec: dict) -> bool:
@@ -179,8 +183,7 @@ def _resumable(folder: Path, trained_with: dict) -> bool:
     if "gism" not in trained_with or not state.exists():
         return True
     saved = torch.load(state, map_location="cpu", weights_only=True)["config"]
-    saved.pop("teacher", None)
-    return recorded_settings({"settings": {"gism": saved}})["gism"] == trained_with["gism"]
+    return _resolved_gism(saved) == trained_with["gism"]
 
 
 def _finished(last: Path) -> bool:
