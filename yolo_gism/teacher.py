@@ -134,7 +134,8 @@ class FrozenTeacher:
         if self.dtype == "fp16":
             self.model.half()
         # channels-last convolutions are faster on CPU: a fused YOLOv8s teacher under bf16 autocast went from
-        # 0.81 to 0.61 s per batch of 16 at 256 px on one thread of this machine's CPU (one measurement)
+        # 0.81 to 0.61 s per batch of 16 at 256 px on one thread (one hand measurement on a busy machine, not a
+        # committed benchmark)
         self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
 
