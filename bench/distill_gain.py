@@ -28,6 +28,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from readme_block import markers, replace_block  # noqa: E402
 RUNS = ROOT / "bench" / "runs" / "distill_gain"
 RESULTS = ROOT / "bench" / "results"
 MAIN_METHODS = ("vanilla", "vanilla_time_matched", "builtin", "gism")
@@ -469,7 +472,7 @@ def goals(summary: dict) -> dict:
 
 
 STILL_RISING_POINTS = 0.2  # a vanilla gain over the last tenth of epochs above this counts as unconverged
-README_START, README_END = "<!-- distill_gain results: start -->", "<!-- distill_gain results: end -->"
+README_START, README_END = markers("distill_gain")
 
 
 def readme_section(report) -> str:
@@ -532,13 +535,7 @@ def convergence_line(report) -> str:
 
 
 def update_readme(report, path: Path = ROOT / "README.md") -> None:
-    text = path.read_text()
-    if README_START not in text or README_END not in text:
-        print(f"[distill_gain] README has no {README_START} ... {README_END} block; not updated")
-        return
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    path.write_text(f"{head}{README_START}\n{readme_section(report)}\n{README_END}{tail}")
+    replace_block(path, "distill_gain", readme_section(report))
 
 
 def markdown(report) -> str:

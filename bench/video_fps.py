@@ -36,7 +36,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from yolo_gism.fps import measure  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+
+from readme_block import replace_block  # noqa: E402
+from yolo_gism.fps import measure, model_map  # noqa: E402
 from yolo_gism.fps_report import environment  # noqa: E402
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -61,6 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="frames excluded from every timing")
     p.add_argument("--bare-frames", type=int, default=100, help="pre-decoded frames for the bare ONNX Runtime timing")
     p.add_argument("--repeats", type=int, default=1, help="rounds; the order of runs rotates every round")
+    p.add_argument("--data", default=None, help="data.yaml: mAP50-95 of each .pt beside its frame rate")
+    p.add_argument("--map-imgsz", type=int, default=None, help="image size of the mAP validation (default: --imgsz)")
+    p.add_argument("--report", action="store_true", help="only rewrite the .md and README from the existing JSON")
+    p.add_argument("--readme", default=str(ROOT / "README.md"), help="README whose video_fps block is rewritten")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default=str(ROOT / "bench" / "runs" / "video_fps"), help="exports go here")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video_fps.json"))
@@ -220,6 +227,44 @@ def _ratios(pairs: dict[str, tuple[float | None, float | None]], what: str) -> d
     return {"what": what, "geomean": geomean, "per_case": per_case}
 
 
+GOALS = {  # issue 4's goals on this CPU: (summary key, lower bound, upper bound)
+    "ort_pipelined_vs_ultralytics_stream": (1.5, None),
+    "pipelined_vs_two_stage_limit": (0.90, None),
+    "student_vs_teacher_fps": (4.0, None),
+    "harness_vs_bare_inference": (0.95, 1.05),
+}
+TABLE_KINDS = ("harness-ort-pipelined", "harness-pytorch-pipelined", "ultralytics-stream-pt")
+
+
+def goal_values(summary: dict) -> dict:
+    """The one number each goal is judged on (geometric means; the stream ratio is the one against the .pt)."""
+    return {"ort_pipelined_vs_ultralytics_stream": summary["ort_pipelined_vs_ultralytics_stream"]["vs_pt"]["geomean"],
+            "pipelined_vs_two_stage_limit": summary["pipelined_vs_two_stage_limit"]["geomean"],
+            "student_vs_teacher_fps": summary["student_vs_teacher_fps"]["student"]["geomean"],
+            "harness_vs_bare_inference": summary["harness_vs_bare_inference"]["geomean"]}
+
+
+def goals(summary: dict) -> dict:
+    out = {}
+    for key, value in goal_values(summary).items():
+        low, high = GOALS[key]
+        met = None if value is None else value >= low and (high is None or value <= high)
+        out[key] = {"value": value, "target": f">= {low}" if high is None else f"{low} to {high}", "met": met}
+    return out
+
+
+def per_model(agg: dict, videos: list[str], maps: dict) -> dict:
+    """role -> FPS (geometric mean over the videos) for the table's kinds, speed-up vs the teacher, and mAP."""
+    def geomean(role, kind):
+        values = [agg[(v, role, kind)]["fps"] for v in videos if (v, role, kind) in agg]
+        return float(np.exp(np.mean(np.log(values)))) if values else None
+
+    fps = {role: {kind: geomean(role, kind) for kind in TABLE_KINDS} for role in ROLES}
+    return {role: {"fps": fps[role], "speedup_vs_teacher": {k: (f / fps["teacher"][k] if f and fps["teacher"][k]
+                                                                else None) for k, f in fps[role].items()},
+                   **maps.get(role, {})} for role in ROLES}
+
+
 def summarise(agg: dict, videos: list[str]) -> dict:
     cases = [(v, m) for v in videos for m in ROLES]
     g = lambda v, m, k, f="fps": agg.get((v, m, k), {}).get(f)  # noqa: E731
@@ -263,6 +308,8 @@ def markdown(payload: dict) -> str:
                                         *(_cell(r.get(k)) for k in ("latency_p50_ms", "latency_p99_ms")),
                                         *(_cell(r.get(f"{k}_ms"), 2) for k in ("decode", "preprocess", "inference",
                                                                                 "postprocess"))]) + " |")
+    lines += ["", "## Per model (geometric mean FPS over the videos)", "", *model_table(s["models"]),
+              "", "## Goals", "", *goal_lines(s["goals"])]
     lines += ["", "## Summary (geometric means over videos and models)", ""]
     flat = {"ort_pipelined_vs_ultralytics_stream (same .onnx)": s["ort_pipelined_vs_ultralytics_stream"]["same_onnx"],
             "ort_pipelined_vs_ultralytics_stream (vs .pt)": s["ort_pipelined_vs_ultralytics_stream"]["vs_pt"],
@@ -282,8 +329,64 @@ def markdown(payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def model_maps(models: dict, args) -> dict:
+    """role -> mAP50-95 and mAP50 of its .pt through Ultralytics' validator (empty without --data)."""
+    if not args.data:
+        return {}
+    imgsz = args.map_imgsz or args.imgsz
+    out = {}
+    for role, paths in models.items():
+        m, m50 = model_map(paths["pt"], args.data, imgsz)
+        out[role] = {"map50_95": m, "map50": m50, "map_imgsz": imgsz}
+    return out
+
+
+def write_outputs(payload: dict, out: Path, readme: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=1, default=str))
+    out.with_suffix(".md").write_text(markdown(payload))
+    replace_block(readme, "video_fps", readme_section(payload))
+    print(f"wrote {out}, {out.with_suffix('.md')} and the video_fps block of {readme}")
+
+
+def _times(ratio) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}×"
+
+
+def model_table(models: dict) -> list[str]:
+    lines = ["| model | mAP50-95 | FPS, ONNX Runtime pipelined | FPS, PyTorch pipelined | FPS, Ultralytics stream (.pt) "
+             "| speed-up vs teacher (ORT pipelined) |", "|" + "---|" * 6]
+    for role, m in models.items():
+        lines.append("| " + " | ".join([role, _cell(m.get("map50_95"), 4), *(_cell(m["fps"][k]) for k in TABLE_KINDS),
+                                        _times(m["speedup_vs_teacher"]["harness-ort-pipelined"])]) + " |")
+    return lines
+
+
+def goal_lines(goals_: dict) -> list[str]:
+    verdict = {True: "met", False: "**not met**", None: "not measured"}
+    return [f"- {k}: {_cell(g['value'], 3)} (goal {g['target']}): {verdict[g['met']]}" for k, g in goals_.items()]
+
+
+def readme_section(payload: dict) -> str:
+    s, st, env = payload["summary"], payload["settings"], payload["environment"]
+    map_note = (f" mAP50-95 on `{st['data']}` at {s['models']['teacher'].get('map_imgsz')} px through Ultralytics' "
+                f"validator." if st.get("data") else "")
+    return "\n".join([
+        f"Written by `bench/video_fps.py` into [`bench/results/video_fps.json`](bench/results/video_fps.json) "
+        f"({payload['created']}; {env['cpu']}, {st['threads']} thread(s), imgsz {st['imgsz']}, "
+        f"{st['frames'] or 'all'} frames per video, {st['repeats']} round(s)). Reproduce with:", "",
+        "```bash", payload["command"], "```", "",
+        f"Frame rates are geometric means over the three real videos and a synthetic clip.{map_note}", "",
+        *model_table(s["models"]), "", "Goals on this CPU:", "", *goal_lines(s["goals"]), "", CREDITS])
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    out = Path(args.out)
+    if args.report:
+        payload = json.loads(out.read_text())
+        write_outputs(payload, out, Path(args.readme))
+        return payload
     np.random.seed(args.seed)
     command = "python bench/video_fps.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     videos = [Path(args.videos) / name for name in REAL_VIDEOS] + [Path(args.synthetic)]
@@ -294,20 +397,19 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     models = prepare_models(args)
+    maps = model_maps(models, args)
     runs = run_all(videos, models, args)
     agg = aggregate(runs)
+    summary = summarise(agg, [v.name for v in videos])
+    summary["goals"] = goals(summary)
+    summary["models"] = per_model(agg, [v.name for v in videos], maps)
     payload = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command, "seed": args.seed,
         "settings": {k: v for k, v in vars(args).items() if k not in ROLES},
         "models": {role: {k: str(p) for k, p in paths.items()} for role, paths in models.items()},
-        "environment": environment(), "summary": summarise(agg, [v.name for v in videos]),
-        "aggregated": list(agg.values()), "runs": runs,
+        "environment": environment(), "summary": summary, "aggregated": list(agg.values()), "runs": runs,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=1, default=str))
-    out.with_suffix(".md").write_text(markdown(payload))
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    write_outputs(payload, out, Path(args.readme))
     return payload
 
 

@@ -1,0 +1,76 @@
+"""bench/video_fps.py's summary: goals judged on the right numbers, the per-model table, the README block."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("video_fps", ROOT / "bench" / "video_fps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _agg(bench, videos):
+    """Teacher at 10 FPS everywhere; student and distilled at 40 (harness ORT), 30 (harness PyTorch), 20
+    (Ultralytics' stream on the .pt) and 25 (Ultralytics' stream on the .onnx)."""
+    agg = {}
+    for v in videos:
+        for role in bench.ROLES:
+            fast = role != "teacher"
+            for kind in bench.KINDS:
+                by_kind = {"harness-ort": 40.0, "harness-pytorch": 30.0, "ultralytics-stream": 20.0}
+                fps = (25.0 if kind == "ultralytics-stream-onnx" else by_kind.get(kind.rsplit("-", 1)[0], 20.0)) \
+                    if fast else 10.0
+                agg[(v, role, kind)] = {"fps": fps, "decode_fps": 1000.0, "compute_fps": fps / 0.95,
+                                        "inference_ms": 1000 / fps}
+            agg[(v, role, "bare-ort")]["inference_ms"] = agg[(v, role, "harness-ort-sequential")]["inference_ms"] / 1.02
+    return agg
+
+
+def test_goals_are_judged_on_the_stream_ratio_against_the_pt_and_the_student(bench):
+    videos = ["a.mp4", "b.mp4"]
+    summary = bench.summarise(_agg(bench, videos), videos)
+    goals = bench.goals(summary)
+    # over teacher (10/10), student and distilled (40/20 against the .pt, 40/25 against the .onnx)
+    assert goals["ort_pipelined_vs_ultralytics_stream"]["value"] == pytest.approx((1 * 2 * 2) ** (1 / 3))
+    assert summary["ort_pipelined_vs_ultralytics_stream"]["same_onnx"]["geomean"] == pytest.approx(1.6 ** (2 / 3))
+    assert goals["student_vs_teacher_fps"]["value"] == pytest.approx(math.exp((math.log(3) * 2 + math.log(4) * 2) / 4))
+    assert goals["student_vs_teacher_fps"]["met"] is False  # 3.46 < 4
+    assert goals["pipelined_vs_two_stage_limit"]["value"] == pytest.approx(0.95)
+    assert goals["pipelined_vs_two_stage_limit"]["met"] is True
+    assert goals["harness_vs_bare_inference"]["value"] == pytest.approx(1.02)
+    assert goals["harness_vs_bare_inference"]["target"] == "0.95 to 1.05" and goals["harness_vs_bare_inference"]["met"]
+
+
+def test_per_model_table_gives_speed_up_against_the_teacher_and_map(bench):
+    videos = ["a.mp4", "b.mp4"]
+    maps = {"teacher": {"map50_95": 0.2}, "student": {"map50_95": 0.1}}
+    models = bench.per_model(_agg(bench, videos), videos, maps)
+    assert models["student"]["speedup_vs_teacher"]["harness-ort-pipelined"] == pytest.approx(4.0)
+    assert models["teacher"]["fps"]["ultralytics-stream-pt"] == pytest.approx(10.0)
+    rows = bench.model_table(models)
+    assert "| student | 0.1000 | 40.0 | 30.0 | 20.0 | 4.00× |" in rows
+    assert "| distilled | - | 40.0 | 30.0 | 20.0 | 4.00× |" in rows  # no mAP given: a dash, not a zero
+
+
+def test_readme_block_is_written_from_the_payload(bench, tmp_path):
+    videos = ["a.mp4"]
+    summary = bench.summarise(_agg(bench, videos), videos)
+    summary["goals"], summary["models"] = bench.goals(summary), bench.per_model(_agg(bench, videos), videos, {})
+    payload = {"summary": summary, "created": "2026-12-02T00:00:00+00:00", "command": "python bench/video_fps.py x",
+               "settings": {"threads": 2, "imgsz": 640, "frames": 100, "repeats": 1, "data": None},
+               "environment": {"cpu": "Test CPU"}}
+    readme = tmp_path / "README.md"
+    readme.write_text("top\n<!-- video_fps results: start -->\nold\n<!-- video_fps results: end -->\nend\n")
+    bench.replace_block(readme, "video_fps", bench.readme_section(payload))
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("top\n") and text.endswith("end\n")
+    assert "python bench/video_fps.py x" in text and "CC BY 4.0" in text
+    assert "- student_vs_teacher_fps: 3.464 (goal >= 4.0): **not met**" in text  # sqrt(3 x 4): all harness kinds
