@@ -5,6 +5,7 @@ distillation, on the same data, schedule and seeds.
     python bench/distill_gain.py steps=vanilla,main      # a second process: Ultralytics trains on one
                                                         # thread on a 2-core CPU, so two runs fit side by side
     python bench/distill_gain.py steps=ablations only=ablation_feat_only,builtin_dis2   # chosen runs only
+    python bench/distill_gain.py steps=main seeds=0 only=vanilla_time_matched          # (main methods too)
     touch bench/runs/distill_gain/cpu/STOP               # processes finish their current runs, start no more
 
 Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>, not committed); a
@@ -360,22 +361,21 @@ def teacher_ready(protocol, step: str) -> bool:
     return ready
 
 
-def step_main(protocol, seeds):
+def step_main(protocol, seeds, only: list[str] | None = None):
     s = specs(protocol)
+    wanted = lambda method: only is None or method in only  # noqa: E731
     ready = teacher_ready(protocol, "main")
     for seed in seeds:
         for method in ("vanilla", "gism", "builtin") if ready else ("vanilla",):
-            ensure(protocol, method, seed, s[method])
+            if wanted(method):
+                ensure(protocol, method, seed, s[method])
         epochs = time_matched_epochs(protocol, seed)
-        if epochs:
+        if epochs and wanted("vanilla_time_matched"):
             ensure(protocol, "vanilla_time_matched", seed, {**s["vanilla"], "epochs": epochs})
 
 
 def step_ablations(protocol, only: list[str] | None = None):
     s = specs(protocol)
-    unknown = sorted(set(only or []) - set(s))
-    if unknown:
-        raise ValueError(f"only={','.join(unknown)}: not in the protocol; its runs are {', '.join(s)}")
     if not teacher_ready(protocol, "ablations"):
         return
     # GISM's own ablations first: they say which term helps or hurts; the built-in's dis sweep comes after
@@ -591,10 +591,15 @@ def main(argv: list[str]) -> None:
         step_vanilla(protocol, seeds)
     if "teacher" in steps:
         step_teacher(protocol)
+    only = args["only"].split(",") if "only" in args else None
+    known = set(specs(protocol)) | set(MAIN_METHODS)
+    if only and set(only) - known:
+        raise ValueError(f"only={','.join(sorted(set(only) - known))}: not in the protocol; its runs are "
+                         f"{', '.join(sorted(known))}")
     if "main" in steps:
-        step_main(protocol, seeds)
+        step_main(protocol, seeds, only)
     if "ablations" in steps:
-        step_ablations(protocol, args["only"].split(",") if "only" in args else None)
+        step_ablations(protocol, only)
     if "report" in steps:
         step_report(protocol, command)
 

@@ -68,6 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--map-imgsz", type=int, default=None, help="image size of the mAP validation (default: --imgsz)")
     p.add_argument("--report", action="store_true", help="only rewrite the .md and README from the existing JSON")
     p.add_argument("--readme", default=str(ROOT / "README.md"), help="README whose video_fps block is rewritten")
+    p.add_argument("--note", default="", help="conditions worth keeping with the result (e.g. other load)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default=str(ROOT / "bench" / "runs" / "video_fps"), help="exports go here")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video_fps.json"))
@@ -376,7 +377,8 @@ def readme_section(payload: dict) -> str:
         f"({payload['created']}; {env['cpu']}, {st['threads']} thread(s), imgsz {st['imgsz']}, "
         f"{st['frames'] or 'all'} frames per video, {st['repeats']} round(s)). Reproduce with:", "",
         "```bash", payload["command"], "```", "",
-        f"Frame rates are geometric means over the three real videos and a synthetic clip.{map_note}", "",
+        f"Frame rates are geometric means over the three real videos and a synthetic clip.{map_note}"
+        + (f" Conditions: {st['note']}" if st.get("note") else ""), "",
         *model_table(s["models"]), "", "Goals on this CPU:", "", *goal_lines(s["goals"]), "", CREDITS])
 
 

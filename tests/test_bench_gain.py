@@ -119,7 +119,7 @@ def test_stop_file_and_only_choose_what_runs(gain, monkeypatch, tmp_path):
     monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
     with pytest.raises(ValueError, match="only=ablation_nope: not in the protocol"):
-        gain.step_ablations(protocol, ["ablation_nope"])
+        gain.main(["steps=ablations,main", "only=ablation_nope,gism"])
     started = []
     monkeypatch.setattr(gain.subprocess, "run", lambda *a, **k: started.append(a) or gain.subprocess.CompletedProcess(a, 1))
     monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
@@ -130,6 +130,9 @@ def test_stop_file_and_only_choose_what_runs(gain, monkeypatch, tmp_path):
     gain.stop_file(protocol).unlink()
     gain.step_ablations(protocol, ["ablation_feat_only"])
     assert len(started) == 1 and "ablation_feat_only" in started[0][0][-1]  # only the chosen one
+    started.clear()
+    gain.step_main(protocol, [1, 2], ["gism"])  # main methods too: gism's seeds, not vanilla's or the built-in's
+    assert [json.loads(a[0][-1])["method"] for a in started] == ["gism", "gism"]
 
 
 def test_a_run_with_the_same_settings_and_seed_is_reused_not_retrained(gain, monkeypatch, tmp_path):
