@@ -44,7 +44,9 @@ def test_unknown_key_lists_valid_ones():
         ({"feat_norm": "l2"}, "feat_norm"),
         ({"student_layers": [1, 2], "teacher_layers": [1]}, "same count"),
         ({"student_layers": [1]}, "together"),
-        ({"kd_feat": False, "kd_cls": False, "kd_box": False}, "nothing to distill"),
+        ({"kd_feat": False, "kd_cls": False, "kd_box": False, "kd_cross": False}, "nothing to distill"),
+        ({"kd_cross": True, "student_layers": [15], "teacher_layers": [15]}, "kd_cross=true runs the teacher's Detect"),
+        ({"kd_cross": 1}, "kd_cross=1 must be true or false"),
     ],
 )
 def test_invalid_values_name_the_argument(values, match):

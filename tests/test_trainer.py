@@ -19,7 +19,7 @@ from yolo_gism.criterion import GISMCriterion, LOSS_NAMES
 
 FAST = dict(imgsz=128, batch=16, device="cpu", workers=0, plots=False, seed=0, deterministic=False, amp=False,
             verbose=False, exist_ok=True)
-ALL_TERMS = dict(kd_box=True, selection="gi")  # these tests exercise every GISM term and GI selection, whatever the defaults
+ALL_TERMS = dict(kd_box=True, kd_cross=True, selection="gi")  # every GISM term and GI selection, whatever the defaults
 
 
 def _digest(model: torch.nn.Module) -> str:
@@ -264,7 +264,7 @@ def test_non_finite_feature_level_is_named(tiny_data, trained_teacher, tmp_path)
 
 
 def test_terms_follow_the_formula_with_lambda_alpha_and_feat_gain(tiny_data, trained_teacher, tmp_path):
-    """feat = lam (1 - alpha) gamma F, cls = lam C, box = lam alpha X, for the same student, teacher and batch."""
+    """feat = lam (1 - alpha) gamma F, cls = lam C, box = lam alpha X, cross = lam K, same student, teacher, batch."""
     trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, level_weighting="fixed")
     trainer._setup_train()
     trainer.epoch = 1
@@ -287,3 +287,52 @@ def test_terms_follow_the_formula_with_lambda_alpha_and_feat_gain(tiny_data, tra
     assert got["feat"] == pytest.approx(3.0 * 0.75 * 2.0 * unit["feat"], rel=1e-5)
     assert got["cls"] == pytest.approx(3.0 * unit["cls"], rel=1e-5)
     assert got["box"] == pytest.approx(3.0 * 0.25 * box, rel=1e-5)
+    assert unit["cross"] > 0 and got["cross"] == pytest.approx(3.0 * unit["cross"], rel=1e-5)  # lambda only
+
+
+def _cross_setup(tiny_data, trained_teacher, tmp_path, **kw):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, selection="none", **kw)
+    trainer._setup_train()
+    trainer.epoch = 1
+    trainer._model_train()
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    return trainer, trainer.gism_criterion, batch
+
+
+def test_cross_term_is_teacher_head_on_adapted_maps_against_the_teacher_written_out(tiny_data, trained_teacher,
+                                                                                     tmp_path):
+    trainer, crit, batch = _cross_setup(tiny_data, trained_teacher, tmp_path, teacher_dtype="fp32")
+    with torch.no_grad():
+        student = trainer.model(batch["img"])
+        teacher = crit.teacher(batch["img"])
+        adapted, _ = crit.adapted_maps(student, teacher)
+        got = float(crit.cross_term(adapted, teacher, torch.ones(student["scores"].shape[0], student["scores"].shape[2])))
+        cross = crit.teacher.model.model[-1].forward_head(adapted, **crit.teacher.model.model[-1].one2many)
+    T, reg_max = crit.cfg.temperature, crit.teacher_reg_max
+    p_t, p_c = torch.sigmoid(teacher["scores"] / T), torch.sigmoid(cross["scores"] / T)  # (B, C, A)
+    kl_cls = (p_t * torch.log(p_t / p_c) + (1 - p_t) * torch.log((1 - p_t) / (1 - p_c))).sum(1)  # (B, A)
+    b, _, a = teacher["boxes"].shape
+    q_t = torch.softmax(teacher["boxes"].view(b, 4, reg_max, a) / T, 2)
+    q_c = torch.softmax(cross["boxes"].view(b, 4, reg_max, a) / T, 2)
+    kl_box = (q_t * torch.log(q_t / q_c)).sum(2).mean(1)  # (B, A): bins summed, edges averaged
+    expected = T**2 * kl_cls.mean() + T**2 * kl_box.mean()  # selection none: plain means over all anchors
+    assert got == pytest.approx(float(expected), rel=1e-4)
+    # the teacher's head on the teacher's own maps reproduces the teacher: nothing left to distil
+    assert float(crit.cross_term(teacher["feats"], teacher, torch.ones(b, a))) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_cross_term_trains_student_features_never_its_head_nor_the_teacher(tiny_data, trained_teacher, tmp_path):
+    trainer, crit, batch = _cross_setup(tiny_data, trained_teacher, tmp_path, kd_feat=False, kd_cls=False,
+                                        kd_box=False, kd_cross=True)
+    student = trainer.model(batch["img"])
+    teacher = crit.teacher(batch["img"])
+    terms = crit.terms(student, teacher, batch)
+    assert [float(terms[k].detach()) for k in ("feat", "cls", "box")] == [0, 0, 0] and float(terms["cross"].detach()) > 0
+    terms["cross"].backward()
+    head = trainer.model.model[-1]
+    head_grad = sum(float(p.grad.abs().sum()) for p in head.parameters() if p.grad is not None)
+    body_grad = sum(float(p.grad.abs().sum()) for m in trainer.model.model[:-1] for p in m.parameters()
+                    if p.grad is not None)
+    assert head_grad == 0.0 and body_grad > 0  # the student's head is left to the ground truth
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.adapters.parameters())
+    assert all(p.grad is None for p in trainer.teacher.model.parameters())

@@ -16,8 +16,8 @@ FAST = dict(imgsz=64, batch=4, device="cpu", workers=0, plots=False, seed=0, det
 
 
 def make(tiny_data, tmp_path, **kw) -> GISMTrainer:
-    args = dict(model="yolov8n.yaml", data=str(tiny_data), project=str(tmp_path), name="t", kd_box=True, selection="gi",
-                **FAST)  # every GISM term and GI selection, whatever the defaults
+    args = dict(model="yolov8n.yaml", data=str(tiny_data), project=str(tmp_path), name="t", kd_box=True, kd_cross=True,
+                selection="gi", **FAST)  # every GISM term and GI selection, whatever the defaults
     args.update(kw)
     return GISMTrainer(overrides=args)
 

@@ -41,6 +41,7 @@ class GISMConfig:
     kd_feat: bool = True
     kd_cls: bool = True
     kd_box: bool = False
+    kd_cross: bool = False
     level_weighting: str = "dynamic"
     feat_norm: str = "standard"
     adapter: str = "conv"
@@ -93,7 +94,7 @@ class GISMConfig:
             _number(self, name, int, low=0)
         _number(self, "gi_topk", int, low=1)
         _number(self, "gi_iou", float, low=0.0, high=1.0)
-        for name in ("kd_feat", "kd_cls", "kd_box"):
+        for name in ("kd_feat", "kd_cls", "kd_box", "kd_cross"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
         _choice(self, "selection", SELECTIONS)
@@ -117,8 +118,11 @@ class GISMConfig:
             )
         if self.class_map is not None and not isinstance(self.class_map, dict):
             raise ValueError(f"class_map={self.class_map!r} must be a mapping {{teacher class: student class}}")
-        if not any((self.kd_feat, self.kd_cls, self.kd_box)):
-            raise ValueError("kd_feat, kd_cls and kd_box are all false: there is nothing to distill")
+        if not any((self.kd_feat, self.kd_cls, self.kd_box, self.kd_cross)):
+            raise ValueError("kd_feat, kd_cls, kd_box and kd_cross are all false: there is nothing to distill")
+        if self.kd_cross and self.student_layers is not None:
+            raise ValueError("kd_cross=true runs the teacher's Detect head on the adapted student maps, so it needs "
+                             "student_layers and teacher_layers left at null (the layers that feed Detect)")
 
     def kd_lambda(self, epoch: int, epochs: int) -> float:
         """Staged schedule: 0 during warm-up, linear ramp to kd_gain, optionally 0 again for the last kd_stop epochs."""

@@ -7,8 +7,9 @@ criterion when it needs one), which keeps EMA copies, checkpoints and NaN-recove
 code paths this project does not know about.
 
 Exact formula (per batch of B images):
-    loss = L_det + B * lambda(epoch) * [ T^2 KL_cls + alpha L_box + (1 - alpha) gamma sum_l w_l L_feat,l ]
-with gamma = feat_gain (1 by default).
+    loss = L_det + B * lambda(epoch) * [ T^2 KL_cls + alpha L_box + (1 - alpha) gamma sum_l w_l L_feat,l + L_cross ]
+with gamma = feat_gain (1 by default) and L_cross (kd_cross, off by default) the class and box terms computed on
+the teacher's head applied to the adapted student features instead of on the student's head.
 L_det is Ultralytics' own loss, which is already multiplied by B; each GISM term is a weighted mean over
 locations (see yolo_gism.losses), so the B factor gives the two parts the same scaling, as Ultralytics'
 built-in distillation does.
@@ -27,7 +28,7 @@ from .select import (anchor_weight_from_instances, boxes_to_mask, gi_instances, 
                      split_anchor_weight)
 from .teacher import map_teacher_scores
 
-LOSS_NAMES = ("feat_loss", "kdcls_loss", "kdbox_loss")
+LOSS_NAMES = ("feat_loss", "kdcls_loss", "kdbox_loss", "kdcross_loss")
 
 
 def ltrb_distances(boxes: torch.Tensor, reg_max: int) -> torch.Tensor:
@@ -61,6 +62,7 @@ class GISMCriterion:
         self.class_loss = ClassScoreKD(cfg.temperature)
         same_bins = student_reg_max == teacher_reg_max > 1
         self.box_loss = BinDistributionKD(student_reg_max, cfg.temperature) if same_bins else DecodedBoxKD()
+        self.cross_box_loss = BinDistributionKD(teacher_reg_max, cfg.temperature) if teacher_reg_max > 1 else DecodedBoxKD()
         self.kd_lambda = 0.0
         self.epoch, self.batch_index = 0, 0
         self.problem: str | None = None  # set when a GISM term was not finite; the trainer skips that step
@@ -98,7 +100,7 @@ class GISMCriterion:
         return torch.cat([det_loss, (total * batch["img"].shape[0]).reshape(1)]), items
 
     def terms(self, student: dict, teacher: dict, batch: dict) -> dict[str, torch.Tensor]:
-        """The three weighted GISM terms (feature, class, box), each already multiplied by lambda."""
+        """The weighted GISM terms (feature, class, box, cross-head), each already multiplied by lambda."""
         cfg, lam = self.cfg, self.kd_lambda
         img_hw = tuple(batch["img"].shape[-2:])
         s_scores = student["scores"].float().permute(0, 2, 1)  # (B, A, C)
@@ -109,14 +111,17 @@ class GISMCriterion:
         shapes = level_shapes(student["feats"])
         anchor_weight, instances = self.anchor_weight(s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch)
         zero = s_scores.sum() * 0.0
-        feat = self.feature_term(student, teacher, anchor_weight, instances, shapes, img_hw) if cfg.kd_feat else zero
+        adapted, t_maps = self.adapted_maps(student, teacher) if cfg.kd_feat or cfg.kd_cross else (None, None)
+        feat = self.feature_term(adapted, t_maps, anchor_weight, instances, shapes, img_hw) if cfg.kd_feat else zero
         cls = self.class_loss(s_scores, t_scores, anchor_weight) if cfg.kd_cls else zero
         if cfg.kd_box:
             box = (self.box_loss(student["boxes"].permute(0, 2, 1), teacher["boxes"].float().permute(0, 2, 1), anchor_weight)
                    if isinstance(self.box_loss, BinDistributionKD) else self.box_loss(s_ltrb, t_ltrb, anchor_weight))
         else:
             box = zero
-        terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cls, "box": lam * cfg.alpha * box}
+        cross = self.cross_term(adapted, teacher, anchor_weight) if cfg.kd_cross else zero
+        terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cls, "box": lam * cfg.alpha * box,
+                 "cross": lam * cross}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
 
     def anchor_weight(self, s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch):
@@ -131,19 +136,37 @@ class GISMCriterion:
             return t_scores.sigmoid().amax(-1), None
         return torch.ones(s_scores.shape[:2], device=s_scores.device), None
 
-    def feature_term(self, student, teacher, anchor_weight, instances, shapes, img_hw) -> torch.Tensor:
+    def adapted_maps(self, student, teacher) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The student's maps through the adapters (teacher channels), and the teacher's maps they are held to."""
         s_maps, t_maps = self.feature_maps(student, teacher)
+        return [adapter(s_map) for adapter, s_map in zip(self.adapters, s_maps)], t_maps
+
+    def feature_term(self, adapted, t_maps, anchor_weight, instances, shapes, img_hw) -> torch.Tensor:
         level_maps = split_anchor_weight(anchor_weight, shapes)
         losses = []
-        for i, (s_map, t_map) in enumerate(zip(s_maps, t_maps)):
-            weight = self.cell_weight(tuple(s_map.shape[-2:]), level_maps, shapes, instances, img_hw)
-            losses.append(self.feature_loss(self.adapters[i](s_map), t_map, weight))
+        for a_map, t_map in zip(adapted, t_maps):
+            weight = self.cell_weight(tuple(a_map.shape[-2:]), level_maps, shapes, instances, img_hw)
+            losses.append(self.feature_loss(a_map, t_map, weight))
         level_losses = torch.stack(losses)
         self.check_levels(level_losses)
         safe = torch.where(torch.isfinite(level_losses), level_losses, torch.zeros_like(level_losses))
         self.level_weights.update(average_tensor(safe.detach()))
         self.last_level_losses = safe.detach()
         return (self.level_weights.weights() * safe).sum()
+
+    def cross_term(self, adapted, teacher, anchor_weight) -> torch.Tensor:
+        """T^2 KL_cls + box KL between the teacher's head on the adapted student maps and the teacher's outputs.
+
+        Both sides are teacher-head outputs, so the teacher's classes and bins are compared as they are.
+        """
+        cross = self.teacher.head_outputs(adapted)
+        c_scores, t_scores = (x["scores"].float().permute(0, 2, 1) for x in (cross, teacher))
+        cls = self.class_loss(c_scores, t_scores, anchor_weight)
+        if isinstance(self.cross_box_loss, BinDistributionKD):
+            c_box, t_box = (x["boxes"].float().permute(0, 2, 1) for x in (cross, teacher))
+        else:  # reg_max 1 (YOLO26): the four edge distances
+            c_box, t_box = (ltrb_distances(x["boxes"], 1) for x in (cross, teacher))
+        return cls + self.cross_box_loss(c_box, t_box, anchor_weight)
 
     def feature_maps(self, student, teacher):
         if self.recorder is None:

@@ -143,6 +143,19 @@ class FrozenTeacher:
         """Whatever the trainer does to the student, the teacher (BatchNorm included) stays in eval mode."""
         self.model.eval()
 
+    def head_outputs(self, feats: list[torch.Tensor]) -> dict:
+        """The teacher's own Detect head on other feature maps (the adapted student's), autograd on.
+
+        The head's weights stay frozen; gradients reach only what made the maps. This is the cross-head term
+        (CrossKD, Wang et al., 2024): the student's features are judged by the teacher's head, so the student's
+        own head learns from the ground truth alone. Same precision as the teacher's forward.
+        """
+        head = detect_head(self.model)
+        branch = head.one2many if getattr(head, "cv2", None) is not None else head.one2one  # fused YOLO26: one2one
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bf16" else nullcontext()
+        with context:
+            return head.forward_head([f.half() if self.dtype == "fp16" else f for f in feats], **branch)
+
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict:
         """Raw head outputs {'boxes', 'scores', 'feats'} of the one-to-many branch."""
