@@ -56,7 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     for role in ROLES:
         p.add_argument(f"--{role}", required=True, help=f"{role} .pt")
     p.add_argument("--onnx", nargs=3, metavar=("TEACHER", "STUDENT", "DISTILLED"), help="ONNX files (else exported)")
-    p.add_argument("--synthetic", required=True, help="synthetic clip (e.g. from `yolo-gism data video`)")
+    p.add_argument("--synthetic", required=True,
+                   help="synthetic clip (e.g. from `yolo-gism data video`), or 'auto': made once in --work "
+                        "(300 frames, 30 fps, 640 px, --seed)")
     p.add_argument("--videos", default=str(VIDEOS), help="folder of the three real videos")
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch and ORT intra-op threads")
@@ -330,6 +332,16 @@ def markdown(payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def synthetic_clip(args) -> Path:
+    """The synthetic clip given, or with 'auto' the project's own traffic clip, generated once per seed."""
+    if args.synthetic != "auto":
+        return Path(args.synthetic)
+    from yolo_gism.data import make_clip
+
+    clip = Path(args.work) / f"synthetic_seed{args.seed}.mp4"
+    return clip if clip.exists() else make_clip(clip, frames=300, fps=30, imgsz=640, seed=args.seed)
+
+
 def model_maps(models: dict, args) -> dict:
     """role -> mAP50-95 and mAP50 of its .pt through Ultralytics' validator (empty without --data)."""
     if not args.data:
@@ -391,7 +403,7 @@ def main(argv=None) -> dict:
         return payload
     np.random.seed(args.seed)
     command = "python bench/video_fps.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    videos = [Path(args.videos) / name for name in REAL_VIDEOS] + [Path(args.synthetic)]
+    videos = [Path(args.videos) / name for name in REAL_VIDEOS] + [synthetic_clip(args)]
     missing = [str(v) for v in videos if not v.exists()]
     if missing:
         raise SystemExit(f"video(s) not found: {', '.join(missing)}")
