@@ -1,0 +1,74 @@
+"""Train-split vs validation-split mAP of the gain protocol's models: memorised, or still learning?
+
+Distillation on the training images can only add what the teacher knows beyond their labels. A teacher that
+has memorised its training set (train mAP far above val) repeats the labels there; one that is still underfit
+(train close to val) gives a genuinely different signal, and then the student is limited by training time,
+which is exactly what the time-matched vanilla student also buys.
+
+    python bench/fit_gap.py models=teacher=bench/results/distill_gain_runs/cpu/teacher/seed0/best.pt,vanilla=... \
+        [imgsz=256] [threads=1]
+
+Both splits are scored by Ultralytics' validator on the protocol's data (cfg/distill_gain_cpu.yaml), with the
+same settings. Writes bench/results/fit_gap.json and .md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import distill_gain  # noqa: E402
+
+OUT = ROOT / "bench" / "results" / "fit_gap.json"
+
+
+def split_map(weights: str, data: Path, split: str, imgsz: int) -> dict:
+    from ultralytics import YOLO
+
+    with tempfile.TemporaryDirectory() as tmp:
+        m = YOLO(weights).val(data=str(data), split=split, imgsz=imgsz, batch=16, device="cpu", plots=False,
+                              verbose=False, project=tmp, name="val")
+    return {"map50_95": float(m.box.map), "map50": float(m.box.map50)}
+
+
+def main(argv: list[str]) -> dict:
+    import torch
+
+    args = {"imgsz": "256", "threads": "1", **dict(a.split("=", 1) for a in argv)}
+    if "models" not in args:
+        raise SystemExit("give models=name=path.pt,name=path.pt")
+    torch.set_num_threads(int(args["threads"]))
+    data = distill_gain.dataset(distill_gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
+    models = dict(item.split("=", 1) for item in args["models"].split(","))
+    rows = {}
+    for name, weights in models.items():
+        train, val = (split_map(weights, data, s, int(args["imgsz"])) for s in ("train", "val"))
+        rows[name] = {"weights": weights, "train": train, "val": val,
+                      "train_minus_val_points": round(100 * (train["map50_95"] - val["map50_95"]), 2)}
+        print(f"[fit_gap] {name}: train {train['map50_95']:.4f} val {val['map50_95']:.4f}", flush=True)
+    payload = {"command": " ".join(["python bench/fit_gap.py", *argv]),
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "environment": distill_gain.environment(), "data": str(data.relative_to(ROOT)),
+               "imgsz": int(args["imgsz"]), "models": rows}
+    OUT.write_text(json.dumps(payload, indent=2) + "\n")
+    lines = ["# Train vs validation mAP50-95 (gain protocol data)", "", f"`{payload['command']}`", "",
+             "| model | train | val | train - val, points |", "|---|---|---|---|"]
+    lines += [f"| {n} | {r['train']['map50_95']:.4f} | {r['val']['map50_95']:.4f} | {r['train_minus_val_points']:+.2f} |"
+              for n, r in rows.items()]
+    lines += ["", "Same validator settings for both splits (Ultralytics' val transforms: no augmentation)."]
+    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return payload
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
