@@ -62,7 +62,8 @@ class GISMCriterion:
         self.class_loss = ClassScoreKD(cfg.temperature)
         same_bins = student_reg_max == teacher_reg_max > 1
         self.box_loss = BinDistributionKD(student_reg_max, cfg.temperature) if same_bins else DecodedBoxKD()
-        self.cross_box_loss = BinDistributionKD(teacher_reg_max, cfg.temperature) if teacher_reg_max > 1 else DecodedBoxKD()
+        self.cross_box_loss = (BinDistributionKD(teacher_reg_max, cfg.temperature) if teacher_reg_max > 1
+                               else DecodedBoxKD())  # cross-head outputs always have the teacher's bins
         self.kd_lambda = 0.0
         self.epoch, self.batch_index = 0, 0
         self.problem: str | None = None  # set when a GISM term was not finite; the trainer skips that step
