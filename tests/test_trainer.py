@@ -193,7 +193,14 @@ def _trainer_with_corrupted_teacher(tiny_data, trained_teacher, tmp_path, corrup
     trainer.epoch = 0
     trainer._model_train()
     real_teacher = trainer.gism_criterion.teacher
-    trainer.gism_criterion.teacher = lambda images: corrupt(dict(real_teacher(images)))
+
+    class Corrupted:  # the teacher's forward corrupted; its head (cross-head term) left as it is
+        head_outputs = staticmethod(real_teacher.head_outputs)
+
+        def __call__(self, images):
+            return corrupt(dict(real_teacher(images)))
+
+    trainer.gism_criterion.teacher = Corrupted()
     return trainer
 
 
