@@ -16,8 +16,9 @@ FAST = dict(imgsz=64, batch=4, device="cpu", workers=0, plots=False, seed=0, det
 
 
 def make(tiny_data, tmp_path, **kw) -> GISMTrainer:
-    args = dict(model="yolov8n.yaml", data=str(tiny_data), project=str(tmp_path), name="t", kd_box=True, kd_cross=True,
-                selection="gi", **FAST)  # every GISM term and GI selection, whatever the defaults
+    # every GISM term and GI selection, whatever the defaults (the cross-head term needs the layers feeding Detect)
+    args = dict(model="yolov8n.yaml", data=str(tiny_data), project=str(tmp_path), name="t", kd_box=True,
+                kd_cross="student_layers" not in kw, selection="gi", **FAST)
     args.update(kw)
     return GISMTrainer(overrides=args)
 
