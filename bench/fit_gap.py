@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,17 +27,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import distill_gain  # noqa: E402
+from yolo_gism.fps import model_map  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "fit_gap.json"
 
 
 def split_map(weights: str, data: Path, split: str, imgsz: int) -> dict:
-    from ultralytics import YOLO
-
-    with tempfile.TemporaryDirectory() as tmp:
-        m = YOLO(weights).val(data=str(data), split=split, imgsz=imgsz, batch=16, device="cpu", plots=False,
-                              verbose=False, project=tmp, name="val")
-    return {"map50_95": float(m.box.map), "map50": float(m.box.map50)}
+    m, m50 = model_map(weights, data, imgsz, split=split)
+    return {"map50_95": m, "map50": m50}
 
 
 def main(argv: list[str]) -> dict:

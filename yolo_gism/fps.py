@@ -372,15 +372,15 @@ def _add_speedups(results: list[ModelResult]) -> None:
         r.speedup = r.fps / ref if ref else None
 
 
-def model_map(model, data, imgsz: int, device: str = "cpu") -> tuple[float, float]:
-    """(mAP50-95, mAP50) of a model through Ultralytics' own validator, run in a throw-away folder."""
+def model_map(model, data, imgsz: int, device: str = "cpu", split: str = "val") -> tuple[float, float]:
+    """(mAP50-95, mAP50) of a model on one split through Ultralytics' own validator, run in a throw-away folder."""
     import tempfile
 
     from ultralytics import YOLO
 
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = YOLO(str(model), task="detect").val(data=str(data), imgsz=imgsz, device=device, plots=False,
-                                                      verbose=False, project=tmp, name="val")
+        metrics = YOLO(str(model), task="detect").val(data=str(data), split=split, imgsz=imgsz, device=device,
+                                                      plots=False, verbose=False, project=tmp, name="val")
     return float(metrics.box.map), float(metrics.box.map50)
 
 

@@ -152,16 +152,20 @@ class FrozenTeacher:
         """
         head = detect_head(self.model)
         branch = head.one2many if getattr(head, "cv2", None) is not None else head.one2one  # fused YOLO26: one2one
-        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bf16" else nullcontext()
-        with context:
-            return head.forward_head([f.half() if self.dtype == "fp16" else f for f in feats], **branch)
+        with self._precision():
+            return head.forward_head([self._cast(f) for f in feats], **branch)
+
+    def _precision(self):
+        """bf16 autocast for a bf16 teacher; fp16 and fp32 teachers hold their weights in that precision instead."""
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bf16" else nullcontext()
+
+    def _cast(self, x: torch.Tensor) -> torch.Tensor:
+        return x.half() if self.dtype == "fp16" else x
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict:
         """Raw head outputs {'boxes', 'scores', 'feats'} of the one-to-many branch."""
-        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bf16" else nullcontext()
-        with context:
-            images = images.contiguous(memory_format=self.memory_format)
-            out = self.model(images.half() if self.dtype == "fp16" else images)
+        with self._precision():
+            out = self.model(self._cast(images.contiguous(memory_format=self.memory_format)))
         preds = out[1] if isinstance(out, tuple) else out
         return preds.get("one2many", preds)
