@@ -54,9 +54,9 @@ CREDITS = (
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for role in ROLES:
-        p.add_argument(f"--{role}", required=True, help=f"{role} .pt")
+        p.add_argument(f"--{role}", help=f"{role} .pt (required unless --report)")
     p.add_argument("--onnx", nargs=3, metavar=("TEACHER", "STUDENT", "DISTILLED"), help="ONNX files (else exported)")
-    p.add_argument("--synthetic", required=True,
+    p.add_argument("--synthetic",
                    help="synthetic clip (e.g. from `yolo-gism data video`), or 'auto': made once in --work "
                         "(300 frames, 30 fps, 640 px, --seed)")
     p.add_argument("--videos", default=str(VIDEOS), help="folder of the three real videos")
@@ -74,11 +74,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default=str(ROOT / "bench" / "runs" / "video_fps"), help="exports go here")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video_fps.json"))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    missing = [f"--{k}" for k in (*ROLES, "synthetic") if getattr(args, k) is None]
+    if missing and not args.report:
+        p.error(f"the following arguments are required: {', '.join(missing)}")
+    return args
 
 
 def prepare_models(args) -> dict[str, dict[str, Path]]:
-    """role -> {"pt", "onnx"}: ONNX given, or exported at imgsz from a copy of the .pt in the work folder."""
+    """role -> {"pt", "onnx"}: ONNX given, or exported (dynamic shapes) at imgsz from a copy of the .pt in the work
+    folder."""
     from ultralytics import YOLO
 
     models = {}
@@ -90,7 +95,9 @@ def prepare_models(args) -> dict[str, dict[str, Path]]:
             folder = Path(args.work) / role
             folder.mkdir(parents=True, exist_ok=True)
             copy = Path(shutil.copy(pt, folder / pt.name))
-            onnx = Path(YOLO(str(copy)).export(format="onnx", imgsz=args.imgsz, simplify=True))
+            # dynamic shapes: every run below letterboxes a wide frame to the same rectangle (e.g. 384x640), as
+            # Ultralytics' predict does with a .pt by default, so all of them infer on the same pixels
+            onnx = Path(YOLO(str(copy)).export(format="onnx", imgsz=args.imgsz, simplify=True, dynamic=True))
         models[role] = {"pt": pt, "onnx": onnx}
     return models
 
@@ -145,19 +152,16 @@ def ultralytics_stream(video: Path, model: Path, args) -> dict:
 
 
 def predecode(video: Path, frames: int | None, imgsz: int) -> np.ndarray:
-    """Frames letterboxed to imgsz x imgsz, RGB, as one uint8 NCHW array, prepared outside any timing."""
+    """Frames letterboxed as the harness does (to the next stride multiple of the scaled frame), RGB, as one
+    uint8 NCHW array, prepared outside any timing."""
+    from yolo_gism.runtime import letterbox
+
     cap, blobs = cv2.VideoCapture(str(video)), []
     while frames is None or len(blobs) < frames:
         ok, img = cap.read()
         if not ok:
             break
-        h, w = img.shape[:2]
-        r = min(imgsz / h, imgsz / w)
-        nh, nw = round(h * r), round(w * r)
-        canvas = np.full((imgsz, imgsz, 3), 114, np.uint8)
-        top, left = (imgsz - nh) // 2, (imgsz - nw) // 2
-        canvas[top : top + nh, left : left + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        blobs.append(canvas[..., ::-1].transpose(2, 0, 1))
+        blobs.append(letterbox(img, (imgsz, imgsz), auto=True)[0][..., ::-1].transpose(2, 0, 1))
     cap.release()
     return np.ascontiguousarray(np.stack(blobs))
 
@@ -182,6 +186,12 @@ def bare_ort(onnx: Path, blobs: np.ndarray, args) -> dict:
             "fps": 1000 / statistics.fmean(times), "frames": len(times)}
 
 
+LETTERBOX_NOTES = {  # results from before 2026-12-02 were measured square and carry no "letterbox" setting
+    "rect": "- Every run letterboxes a frame as Ultralytics' predict does by default: scaled to imgsz on its long side, "
+            "padded to the next multiple of 32 (ONNX exported with dynamic shapes), so all infer on the same pixels.",
+    "square": "- Harness runs letterbox to a square imgsz (as a static ONNX export must); Ultralytics' predict on a "
+              ".pt uses its default rectangular letterbox, so on wide video it infers on fewer pixels.",
+}
 KINDS = ("harness-pytorch-sequential", "harness-pytorch-pipelined", "harness-ort-sequential", "harness-ort-pipelined",
          "ultralytics-stream-pt", "ultralytics-stream-onnx", "bare-ort")
 
@@ -321,8 +331,7 @@ def markdown(payload: dict) -> str:
             "harness_vs_bare_inference": s["harness_vs_bare_inference"]}
     lines += [f"- **{k}**: {_cell(v['geomean'], 3)} — {v['what']}" for k, v in flat.items()]
     lines += ["", "## Notes", "",
-              "- Harness runs letterbox to a square imgsz (as a static ONNX export must); Ultralytics' predict on a "
-              ".pt uses its default rectangular letterbox, so on wide video it infers on fewer pixels.",
+              LETTERBOX_NOTES[payload["settings"].get("letterbox", "square")],
               "- Threads: torch and every ONNX Runtime session (Ultralytics' included) use "
               f"{payload['settings']['threads']} intra-op threads.",
               "- Stage columns are mean ms per frame; Ultralytics' come from its own `Results.speed`.", "",
@@ -419,7 +428,7 @@ def main(argv=None) -> dict:
     summary["models"] = per_model(agg, [v.name for v in videos], maps)
     payload = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command, "seed": args.seed,
-        "settings": {k: v for k, v in vars(args).items() if k not in ROLES},
+        "settings": {**{k: v for k, v in vars(args).items() if k not in ROLES}, "letterbox": "rect"},
         "models": {role: {k: str(p) for k, p in paths.items()} for role, paths in models.items()},
         "environment": environment(), "summary": summary, "aggregated": list(agg.values()), "runs": runs,
     }

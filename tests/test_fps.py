@@ -255,6 +255,31 @@ def test_pytorch_and_onnx_backends_find_what_ultralytics_finds(model_pair, val_i
     assert found > 0  # the comparison was not vacuous
 
 
+def test_rect_letterbox_infers_on_wide_frames_as_ultralytics_predict_does(model_pair, val_images, tmp_path):
+    """rect=True (the default) pads a 2:1 frame to 64x128, not 128x128, for a .pt and a dynamic ONNX, and finds
+    the boxes Ultralytics' predict finds with its own default rectangular letterbox; rect=False keeps the square."""
+    from ultralytics import YOLO
+
+    pt, _ = model_pair
+    dynamic = Path(YOLO(str(shutil.copy(pt, tmp_path / "dyn.pt"))).export(format="onnx", imgsz=128, dynamic=True))
+    paths = sorted(val_images.glob("*.png"))
+    wide = np.ascontiguousarray(np.hstack([cv2.imread(str(paths[0])), cv2.imread(str(paths[1]))]))  # 128 x 256
+    ref = YOLO(str(pt)).predict(wide, imgsz=128, verbose=False)[0].boxes.xyxy.numpy()
+    assert len(ref) > 0  # the comparison is not vacuous
+    for model in (pt, dynamic):
+        backend = load_backend(model, imgsz=128)
+        blob, metas = backend.preprocess([wide])
+        assert tuple(blob.shape[2:]) == (64, 128), model.suffix
+        boxes = backend.postprocess(backend.infer(blob), metas)[0]
+        boxes = boxes[:, :4] if isinstance(boxes, np.ndarray) else boxes.boxes
+        assert len(boxes) == len(ref), model.suffix
+        np.testing.assert_allclose(np.sort(boxes, axis=0), np.sort(ref, axis=0), atol=1.0)
+        square, _ = load_backend(model, imgsz=128, rect=False).preprocess([wide])
+        assert tuple(square.shape[2:]) == (128, 128)
+        mixed, _ = backend.preprocess([wide, wide[:, :128].copy()])  # frames of two shapes share one square batch
+        assert tuple(mixed.shape[2:]) == (128, 128)
+
+
 def test_cli_end_to_end_with_map_plots_and_files(model_pair, val_images, tiny_data, tmp_path, capsys):
     pt, onnx = model_pair
     out = tmp_path / "out"

@@ -33,7 +33,8 @@ STAGES = ("decode", "preprocess", "inference", "postprocess")
 class FpsSettings:
     """Everything that shapes a measurement; recorded with the result so a number can be reproduced."""
 
-    imgsz: int = 640  # square letterbox size for .pt models (an ONNX graph keeps its exported size)
+    imgsz: int = 640  # letterbox size for .pt and dynamic-shape models (a static graph keeps its exported size)
+    rect: bool = True  # pad frames only to the next stride multiple, as Ultralytics' predict (False: square imgsz)
     mode: str = "pipelined"  # sequential | pipelined | realtime; a comma list measures each in turn
     batch: int | None = None  # frames per inference call; default: one per stream
     streams: int = 1  # decode N copies of a single source concurrently (several sources: one stream each)
@@ -65,7 +66,7 @@ class FpsSettings:
         for name in ("batch", "frames"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1 (or None)")
-        self.device = str(self.device)
+        self.device, self.rect = str(self.device), bool(self.rect)
         self.data = None if self.data is None else str(self.data)
         if int(self.warmup) < 0 or float(self.warmup_s) < 0:
             raise ValueError("warmup and warmup_s cannot be negative")
@@ -337,7 +338,7 @@ def _measure_model(model, specs: list, s: FpsSettings) -> list[ModelResult]:
     t0 = time.perf_counter()
     backend = load_backend(model, imgsz=s.imgsz, device=s.device, half=s.half, threads=s.threads,
                            providers=s.providers, conf=s.conf, iou=s.iou, max_det=s.max_det,
-                           onnx_backend=s.onnx_backend)
+                           onnx_backend=s.onnx_backend, rect=s.rect)
     load_s = time.perf_counter() - t0
     results = []
     for mode in s.modes:

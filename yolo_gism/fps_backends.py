@@ -35,7 +35,8 @@ class TorchBackend:
     backend = "pytorch"
 
     def __init__(self, weights: str | Path, imgsz: int = 640, device: str = "cpu", half: bool = False,
-                 threads: int | None = None, conf: float = 0.25, iou: float = 0.7, max_det: int = 300):
+                 threads: int | None = None, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
+                 rect: bool = True):
         import torch
         from ultralytics.data.augment import LetterBox
         from ultralytics.nn.autobackend import AutoBackend
@@ -57,6 +58,9 @@ class TorchBackend:
         self.input_hw = self._input_hw(int(imgsz))
         self.imgsz = max(self.input_hw)
         self.letterbox = LetterBox(self.input_hw, auto=False, stride=self.stride)
+        # what Ultralytics' predict does by default: pad only to the next stride multiple, where the graph allows
+        self.rect = bool(rect) and (self.model.format == "pt" or bool(getattr(self.model, "dynamic", False)))
+        self.rect_letterbox = LetterBox(self.input_hw, auto=True, stride=self.stride)
         self.end2end = bool(getattr(self.model, "end2end", False))
         self.conf, self.iou, self.max_det = conf, iou, max_det
         self.label = Path(weights).name
@@ -78,12 +82,15 @@ class TorchBackend:
             self._torch.cuda.synchronize(self.device)
 
     def preprocess(self, images: list[np.ndarray]):
-        """Letterbox to a square imgsz (as a fixed-shape export needs), stack, to device, BGR->RGB, 0-1."""
-        batch = np.stack([self.letterbox(image=im) for im in images])
+        """Letterbox (rectangular when allowed and the frames share a shape, else square imgsz), stack, to device,
+        BGR->RGB, 0-1. Each meta is (input hw, original hw), which postprocess needs to map boxes back."""
+        rect = self.rect and len({im.shape for im in images}) == 1
+        boxer = self.rect_letterbox if rect else self.letterbox
+        batch = np.stack([boxer(image=im) for im in images])
         with self._torch.inference_mode():
             blob = self._torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).flip(1).contiguous()
             blob = (blob.half() if self.fp16 else blob.float()).div_(255)
-        return blob, [im.shape[:2] for im in images]
+        return blob, [(batch.shape[1:3], im.shape[:2]) for im in images]
 
     def infer(self, blob):
         with self._torch.inference_mode():
@@ -96,8 +103,8 @@ class TorchBackend:
 
         preds = non_max_suppression(raw, self.conf, self.iou, max_det=self.max_det, end2end=self.end2end)
         out = []
-        for pred, shape in zip(preds, metas):
-            pred[:, :4] = ops.scale_boxes(self.input_hw, pred[:, :4], shape)
+        for pred, (input_hw, shape) in zip(preds, metas):
+            pred[:, :4] = ops.scale_boxes(input_hw, pred[:, :4], shape)
             out.append(pred[:, :6].float().cpu().numpy())
         return out
 
@@ -108,13 +115,13 @@ class OnnxBackend:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, providers=None, threads: int | None = None, conf: float = 0.25,
-                 iou: float = 0.7, max_det: int = 300, imgsz: int | None = None):
+                 iou: float = 0.7, max_det: int = 300, imgsz: int | None = None, rect: bool = True):
         try:
             from yolo_gism.runtime import OnnxDetector
         except ImportError as e:
             raise ImportError(f"ONNX models need yolo_gism.runtime.OnnxDetector, which cannot be imported ({e})") from e
 
-        kwargs = dict(providers=providers, threads=threads, conf=conf, iou=iou, max_det=max_det)
+        kwargs = dict(providers=providers, threads=threads, conf=conf, iou=iou, max_det=max_det, rect=rect)
         try:  # a dynamic-shape graph runs at the asked size; a static one keeps the size it was exported at
             self.detector = OnnxDetector(str(path), imgsz=imgsz, **kwargs)
         except (TypeError, ValueError):
@@ -149,7 +156,7 @@ def _onnx_precision(session) -> str:
 
 def load_backend(model, imgsz: int = 640, device: str = "cpu", half: bool = False, threads: int | None = None,
                  providers=None, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-                 onnx_backend: str = "gism"):
+                 onnx_backend: str = "gism", rect: bool = True):
     """A ready backend for a model path; an object that already has preprocess/infer/postprocess is used as it is."""
     if all(hasattr(model, m) for m in ("preprocess", "infer", "postprocess")):
         return model
@@ -162,6 +169,6 @@ def load_backend(model, imgsz: int = 640, device: str = "cpu", half: bool = Fals
         if half:
             raise ValueError(f"half=True does not apply to '{path.name}': an ONNX graph's precision is fixed at export")
         return OnnxBackend(path, providers=providers, threads=threads, conf=conf, iou=iou, max_det=max_det,
-                           imgsz=imgsz)
+                           imgsz=imgsz, rect=rect)
     return TorchBackend(path, imgsz=imgsz, device=device, half=half, threads=threads, conf=conf, iou=iou,
-                        max_det=max_det)
+                        max_det=max_det, rect=rect)
