@@ -12,8 +12,8 @@ Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/se
 finished run's metrics.json and results.csv are copied to bench/results/distill_gain_runs/ (committed) and
 skipped from then on; the teacher's best.pt is committed with its record, so every checkout distills from
 the same teacher. A run with weights/last.pt is resumed, so the protocol survives interruptions and can be
-spread over several sessions. `report` writes bench/results/distill_gain.json, a Markdown table and a plot
-from whatever has finished.
+spread over several sessions. `report` writes bench/results/<report>.json (the protocol's `report` key:
+distill_gain.json for the default protocol), a Markdown table and a plot from whatever has finished.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from readme_block import markers, replace_block  # noqa: E402
+from readme_block import replace_block  # noqa: E402
 RUNS = ROOT / "bench" / "runs" / "distill_gain"
 RESULTS = ROOT / "bench" / "results"
 MAIN_METHODS = ("vanilla", "vanilla_time_matched", "builtin", "gism")
@@ -423,6 +423,17 @@ def environment() -> dict:
     return recorded_environment()
 
 
+def _relative(path: str) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def report_name(protocol: dict) -> str:
+    """Stem of a protocol's report files under bench/results/ and name of its README block: the protocol's `report`
+    (distill_gain for the current CPU protocol), else distill_gain_<name>, so protocols never overwrite each other."""
+    return protocol.get("report") or f"distill_gain_{protocol.get('name', 'unnamed')}"
+
+
 def step_report(protocol, command):
     found = collect(protocol)
     summary = {m: summarise(r) for m, r in found.items() if r}
@@ -434,6 +445,7 @@ def step_report(protocol, command):
     report = {
         "command": command,
         "protocol": yaml.safe_load(Path(protocol["_file"]).read_text()),
+        "protocol_file": _relative(protocol["_file"]),
         "environment": environment(),
         "summary": {m: summary[m] for m in (*MAIN_METHODS, "teacher") if m in summary},
         "all_methods": summary,
@@ -443,9 +455,10 @@ def step_report(protocol, command):
         "runs": found,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "distill_gain.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "distill_gain.md").write_text(markdown(report))
-    plot(report, RESULTS / "distill_gain.png")
+    stem = RESULTS / report_name(protocol)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    stem.with_suffix(".md").write_text(markdown(report))
+    plot(report, stem.with_suffix(".png"))
     update_readme(report)
     print(markdown(report))
 
@@ -472,14 +485,14 @@ def goals(summary: dict) -> dict:
 
 
 STILL_RISING_POINTS = 0.2  # a vanilla gain over the last tenth of epochs above this counts as unconverged
-README_START, README_END = markers("distill_gain")
 
 
 def readme_section(report) -> str:
     """The README's gain results, written from the report only, so the two can never disagree."""
-    lines = [f"Written by `{report['command']}` into [`bench/results/distill_gain.json`]"
-             "(bench/results/distill_gain.json) from the committed run records; `python bench/distill_gain.py` "
-             "reruns the protocol itself.", "",
+    json_path = f"bench/results/{report_name(report['protocol'])}.json"
+    lines = [f"Written by `{report['command']}` into [`{json_path}`]({json_path}) from the committed run records; "
+             f"`python bench/distill_gain.py protocol={report.get('protocol_file', '...')}` reruns the protocol itself.",
+             "",
              "| method | mAP50-95 (mean ± std) | seeds | epochs | gap closed |", "|---|---|---|---|---|"]
     for m, s in report["summary"].items():
         gap = f"{s['gap_closed']:.2f}" if s.get("gap_closed") is not None else "–"
@@ -535,7 +548,7 @@ def convergence_line(report) -> str:
 
 
 def update_readme(report, path: Path = ROOT / "README.md") -> None:
-    replace_block(path, "distill_gain", readme_section(report))
+    replace_block(path, report_name(report["protocol"]), readme_section(report))
 
 
 def markdown(report) -> str:
@@ -570,7 +583,8 @@ def plot(report, path: Path) -> None:
         ax2.plot(range(1, len(curve) + 1), curve, label=f"vanilla seed {seed}")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("val mAP50-95")
-    ax2.legend()
+    if report["vanilla_curves"]:
+        ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -25,14 +25,17 @@ def _report(vanilla_curve, complete=False):
     ablation = {"map50_95_mean": 0.105, "map50_95_std": 0.0, "seeds": [0], "epochs": 50}
     return {"command": "python bench/distill_gain.py steps=report", "summary": summary,
             "all_methods": {**summary, "ablation_feat_only": ablation, "builtin_dis2": ablation},
-            "protocol": {"ablations": {"feat_only": {"kd_cls": False, "selection": "none"}}},
+            "protocol": {"report": "distill_gain", "ablations": {"feat_only": {"kd_cls": False, "selection": "none"}}},
             "runs": {"vanilla": [{"seed": 1, "map50_95": 0.2}, {"seed": 0, "map50_95": 0.1}]},
             "vanilla_curves": {0: vanilla_curve}, "complete": complete, "goals": {}}
 
 
 def test_readme_block_is_replaced_from_the_report_and_rerunning_changes_nothing(gain, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{gain.README_START}\nold numbers\n{gain.README_END}\noutro\n")
+    from readme_block import markers  # bench/ is on sys.path once the gain module is loaded
+
+    start, end = markers("distill_gain")
+    readme.write_text(f"intro\n{start}\nold numbers\n{end}\noutro\n")
     report = _report([0.01 * i for i in range(1, 21)])
     gain.update_readme(report, readme)
     text = readme.read_text()
@@ -44,6 +47,13 @@ def test_readme_block_is_replaced_from_the_report_and_rerunning_changes_nothing(
     assert "| builtin_dis2 | built-in, dis=2 | 0.1050 | +0.50 |" in text
     gain.update_readme(report, readme)
     assert readme.read_text() == text
+
+
+def test_each_protocol_reports_to_its_own_files_and_readme_block(gain):
+    load = lambda name: gain.load_protocol(str(ROOT / "cfg" / name))  # noqa: E731
+    assert gain.report_name(load("distill_gain_cpu.yaml")) == "distill_gain"  # the file the gain issue asks for
+    assert gain.report_name(load("distill_gain_cpu_nbs64.yaml")) == "distill_gain_cpu_nbs64"
+    assert gain.report_name(load("distill_gain_gpu.yaml")) == "distill_gain_gpu_v8"  # from its name
 
 
 def test_readme_without_markers_is_left_alone(gain, tmp_path):
