@@ -55,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for role in ROLES:
         p.add_argument(f"--{role}", help=f"{role} .pt (required unless --report)")
-    p.add_argument("--onnx", nargs=3, metavar=("TEACHER", "STUDENT", "DISTILLED"), help="ONNX files (else exported)")
+    p.add_argument("--onnx", nargs=3, metavar=("TEACHER", "STUDENT", "DISTILLED"),
+                   help="dynamic-shape ONNX files (else exported)")
     p.add_argument("--synthetic",
                    help="synthetic clip (e.g. from `yolo-gism data video`), or 'auto': made once in --work "
                         "(300 frames, 30 fps, 640 px, --seed)")
@@ -81,6 +82,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _require_dynamic(onnx: Path) -> None:
+    """Given ONNX files must take any input size: every run here letterboxes to the same rectangle."""
+    import onnxruntime as ort
+
+    shape = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+    if all(isinstance(d, int) for d in shape[2:4]):
+        raise SystemExit(f"--onnx {onnx}: static input {shape}; export with dynamic=True so that it infers on the "
+                         "same rectangle as Ultralytics' predict")
+
+
 def prepare_models(args) -> dict[str, dict[str, Path]]:
     """role -> {"pt", "onnx"}: ONNX given, or exported (dynamic shapes) at imgsz from a copy of the .pt in the work
     folder."""
@@ -91,6 +102,7 @@ def prepare_models(args) -> dict[str, dict[str, Path]]:
         pt = Path(getattr(args, role))
         if args.onnx:
             onnx = Path(args.onnx[i])
+            _require_dynamic(onnx)
         else:
             folder = Path(args.work) / role
             folder.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,27 @@ def test_readme_block_is_written_from_the_payload(bench, tmp_path):
     assert "old" not in text and text.startswith("top\n") and text.endswith("end\n")
     assert "python bench/video_fps.py x" in text and "CC BY 4.0" in text
     assert "- student_vs_teacher_fps: 3.464 (goal >= 4.0): **not met**" in text  # sqrt(3 x 4): all harness kinds
+
+
+def _identity_onnx(path: Path, hw) -> Path:
+    """A one-node ONNX graph with an NCHW input of the given (h, w), ints or names (dynamic)."""
+    from onnx import TensorProto, helper, save
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *hw])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, *hw])
+    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["out"])], "g", [x], [y])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_given_onnx_must_have_dynamic_shapes(bench, tmp_path):
+    """Every run letterboxes to the same rectangle, which a static square graph cannot take: refused by name."""
+    bench._require_dynamic(_identity_onnx(tmp_path / "dyn.onnx", ["height", "width"]))
+    with pytest.raises(SystemExit, match=r"static.onnx: static input \[1, 3, 64, 64\]; export with dynamic=True"):
+        bench._require_dynamic(_identity_onnx(tmp_path / "static.onnx", [64, 64]))
+
+
+def test_report_only_needs_no_model_arguments(bench):
+    assert bench.parse_args(["--report"]).report
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--teacher", "t.pt"])  # a measurement needs every model and the synthetic clip
