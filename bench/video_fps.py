@@ -86,8 +86,10 @@ def _require_dynamic(onnx: Path) -> None:
     """Given ONNX files must take any input size: every run here letterboxes to the same rectangle."""
     import onnxruntime as ort
 
+    from yolo_gism.runtime import has_dynamic_size
+
     shape = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
-    if all(isinstance(d, int) for d in shape[2:4]):
+    if not has_dynamic_size(shape):
         raise SystemExit(f"--onnx {onnx}: static input {shape}; export with dynamic=True so that it infers on the "
                          "same rectangle as Ultralytics' predict")
 

@@ -171,6 +171,11 @@ def parse_metadata(raw: dict) -> dict:
     return out
 
 
+def has_dynamic_size(input_shape) -> bool:
+    """True when an NCHW graph input leaves height or width open (named or unknown dims, not ints)."""
+    return not all(isinstance(d, int) for d in input_shape[2:4])
+
+
 class OnnxDetector:
     """Run an Ultralytics ONNX detector with ONNX Runtime: letterbox -> session -> decode/NMS -> original pixels.
 
@@ -191,7 +196,7 @@ class OnnxDetector:
         self.meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name, self.fp16 = inp.name, inp.type == "tensor(float16)"
-        self.dynamic = not all(isinstance(d, int) for d in inp.shape[2:4])
+        self.dynamic = has_dynamic_size(inp.shape)
         self.batch = inp.shape[0] if isinstance(inp.shape[0], int) else None  # None: any batch size
         self.stride = int(self.meta.get("stride", 32))
         self.imgsz = self._input_size(inp.shape, imgsz)
