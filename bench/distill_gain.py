@@ -208,8 +208,18 @@ def _curve(results_csv: Path) -> dict:
     return {
         "curve_map50_95": curve,
         "gain_last_tenth": curve[-1] - curve[-1 - tenth] if len(curve) > tenth else None,
-        "epoch_seconds": float(rows[-1]["time"]) / len(rows),
+        "epoch_seconds": training_seconds([float(r["time"]) for r in rows]) / len(rows),
     }
+
+
+def training_seconds(times: list[float]) -> float:
+    """Total training time from results.csv's `time` column, which counts from the start of the latest
+    (re)start: a resumed run's clock starts again at zero, so each restart begins a new segment to add."""
+    total, previous = 0.0, 0.0
+    for t in times:
+        total += t - previous if t >= previous else t
+        previous = t
+    return total
 
 
 def _claim(folder: Path) -> bool:

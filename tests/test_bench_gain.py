@@ -161,3 +161,10 @@ def test_a_run_with_the_same_settings_and_seed_is_reused_not_retrained(gain, mon
     assert (gain.record_dir(protocol, "gism", 0) / "results.csv").read_text() == "epoch\n1\n"
     assert gain.identical_record(protocol, spec, 1) is None  # another seed is another run
     assert gain.identical_record(protocol, {**spec, "kd_cls": False}, 0) is None
+
+
+def test_training_time_adds_the_segments_of_a_resumed_run(gain):
+    # results.csv's time column restarts at zero when a run is resumed (here after epoch 3)
+    times = [80.0, 165.0, 250.0, 98.0, 180.0]
+    assert gain.training_seconds(times) == pytest.approx(250.0 + 180.0)
+    assert gain.training_seconds([80.0, 165.0, 250.0]) == pytest.approx(250.0)
