@@ -1,11 +1,13 @@
 """Prove the gain: GISM vs the vanilla student, a time-matched vanilla student and Ultralytics' built-in
 distillation, on the same data, schedule and seeds.
 
-    python bench/distill_gain.py protocol=cfg/distill_gain_cpu.yaml steps=teacher,main,ablations,report
+    python bench/distill_gain.py protocol=cfg/distill_gain_cpu.yaml steps=teacher,cost,main,ablations,report
     python bench/distill_gain.py steps=vanilla,main      # a second process: Ultralytics trains on one
                                                         # thread on a 2-core CPU, so two runs fit side by side
     python bench/distill_gain.py steps=ablations only=ablation_feat_only,builtin_dis2   # chosen runs only
     python bench/distill_gain.py steps=main seeds=0 only=vanilla_time_matched          # (main methods too)
+    python bench/distill_gain.py steps=cost              # GISM's epoch time / vanilla's, timed in turn: sets
+                                                        # the time-matched vanilla's epochs
     touch bench/runs/distill_gain/cpu/STOP               # processes finish their current runs, start no more
 
 Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>, not committed); a
@@ -345,12 +347,62 @@ def _epoch_seconds(protocol: dict, method: str) -> float | None:
     return statistics.mean(times) if times else None
 
 
+COST_ORDER = ("vanilla", "gism", "gism", "vanilla")  # ABBA: a steady drift of the machine's speed cancels out
+
+
+def cost_file(protocol: dict) -> Path:
+    return RESULTS / "distill_gain_runs" / protocol["name"] / "cost.json"
+
+
 def time_matched_epochs(protocol: dict, seed: int) -> int | None:
-    """Epochs the vanilla student gets for the GISM run's wall-clock time, from epoch times measured here."""
+    """Epochs the vanilla student gets for the GISM run's wall-clock time.
+
+    From the protocol's cost measurement when there is one (`steps=cost`: GISM and vanilla timed in turn, in one
+    process, so both saw the same machine); else from the mean epoch times of finished runs, which is only fair
+    when those ran under the same load, as in the first protocol."""
+    epochs = protocol["student"]["epochs"]
+    if cost_file(protocol).exists():
+        cost = json.loads(cost_file(protocol).read_text())
+        warmup = min(settings(specs(protocol)["gism"])["gism"]["kd_warmup"], epochs)  # epochs without the teacher
+        return round(warmup + (epochs - warmup) * cost["gism_vs_vanilla"])
     vanilla, gism = _epoch_seconds(protocol, "vanilla"), _epoch_seconds(protocol, "gism")
     if not (vanilla and gism):
         return None
-    return round(protocol["student"]["epochs"] * gism / vanilla)
+    return round(epochs * gism / vanilla)
+
+
+def step_cost(protocol, command: str) -> dict:
+    """Measure GISM's epoch time relative to the vanilla student's for the time-matched run.
+
+    Epoch times of the full runs are no good for this: they come from different sessions, on a machine whose speed
+    has varied threefold between sessions. Here short runs of each (`cost_epochs`, GISM distilling from the first
+    epoch) alternate in one process, so both are timed under the same conditions."""
+    out = cost_file(protocol)
+    if out.exists():
+        return json.loads(out.read_text())
+    if not teacher_ready(protocol, "cost"):
+        return {}
+    s, epochs = specs(protocol), protocol.get("cost_epochs", 2)
+    seconds = {"vanilla": [], "gism": []}
+    for i, method in enumerate(COST_ORDER):
+        spec = {**s[method], "epochs": epochs, **({"kd_warmup": 0} if method == "gism" else {})}
+        folder = run_dir(protocol, f"cost/{i}_{method}", 0)
+        if not (folder / "metrics.json").exists():
+            print(f"[distill_gain] cost {i + 1}/{len(COST_ORDER)}: {method}, {epochs} epochs -> {folder}", flush=True)
+            payload = json.dumps({"protocol": protocol["_file"], "method": f"cost/{i}_{method}", "seed": 0,
+                                  "spec": spec})
+            subprocess.run([sys.executable, __file__, "_one", payload], cwd=ROOT, check=True)
+        seconds[method].append(json.loads((folder / "metrics.json").read_text())["epoch_seconds"])
+    cost = {
+        "gism_vs_vanilla": statistics.mean(seconds["gism"]) / statistics.mean(seconds["vanilla"]),
+        "epoch_seconds": seconds, "order": list(COST_ORDER), "cost_epochs": epochs,
+        "command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "environment": environment(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(cost, indent=2) + "\n")
+    print(f"[distill_gain] GISM epoch = {cost['gism_vs_vanilla']:.3f} x vanilla epoch ({out})", flush=True)
+    return cost
 
 
 # ----- steps -----------------------------------------------------------------------------------
@@ -608,7 +660,7 @@ def main(argv: list[str]) -> None:
     args = dict(a.split("=", 1) for a in argv)
     protocol = load_protocol(args.get("protocol", str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
     seeds = [int(s) for s in args["seeds"].split(",")] if "seeds" in args else protocol["seeds"]
-    steps = args.get("steps", "teacher,main,ablations,report").split(",")
+    steps = args.get("steps", "teacher,cost,main,ablations,report").split(",")
     command = " ".join(["python bench/distill_gain.py", *argv])
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if "vanilla" in steps:
@@ -620,6 +672,8 @@ def main(argv: list[str]) -> None:
     if only and set(only) - known:
         raise ValueError(f"only={','.join(sorted(set(only) - known))}: not in the protocol; its runs are "
                          f"{', '.join(sorted(known))}")
+    if "cost" in steps:
+        step_cost(protocol, command)
     if "main" in steps:
         step_main(protocol, seeds, only)
     if "ablations" in steps:

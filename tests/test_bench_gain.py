@@ -168,3 +168,14 @@ def test_training_time_adds_the_segments_of_a_resumed_run(gain):
     times = [80.0, 165.0, 250.0, 98.0, 180.0]
     assert gain.training_seconds(times) == pytest.approx(250.0 + 180.0)
     assert gain.training_seconds([80.0, 165.0, 250.0]) == pytest.approx(250.0)
+
+
+def test_time_matched_epochs_come_from_the_cost_measurement(gain, tmp_path, monkeypatch):
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
+    monkeypatch.setattr(gain, "RESULTS", tmp_path)
+    cost = gain.cost_file(protocol)
+    cost.parent.mkdir(parents=True)
+    cost.write_text(json.dumps({"gism_vs_vanilla": 1.3}))
+    warmup = gain.settings(gain.specs(protocol)["gism"])["gism"]["kd_warmup"]  # epochs GISM trains without a teacher
+    epochs = protocol["student"]["epochs"]
+    assert gain.time_matched_epochs(protocol, 0) == round(warmup + (epochs - warmup) * 1.3)
