@@ -100,9 +100,34 @@ def test_raw_feature_loss_is_plain_weighted_mse_and_grows_with_scale():
     torch.manual_seed(5)
     s, t, w = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4), torch.rand(2, 4, 4)
     want = (((s - t) ** 2).mean(1) * w).sum() / w.sum()
-    raw = FeatureAlignLoss(standardize=False)
+    raw = FeatureAlignLoss("raw")
     torch.testing.assert_close(raw(s, t, w), want)
     torch.testing.assert_close(raw(s * 10, t * 10, w), want * 100)
+
+
+def test_cwd_feature_loss_is_the_channel_wise_spatial_kl_written_out():
+    torch.manual_seed(6)
+    s, t = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    temperature = 2.0
+    # CWD: per image and channel, KL(softmax over the 20 cells of t / T || same of s / T), times T^2,
+    # averaged over channels and images
+    want = 0.0
+    for b in range(2):
+        for c in range(3):
+            p_t = torch.softmax(t[b, c].flatten() / temperature, 0)
+            p_s = torch.softmax(s[b, c].flatten() / temperature, 0)
+            want += temperature**2 * (p_t * (p_t.log() - p_s.log())).sum() / 6
+    cwd = FeatureAlignLoss("cwd", temperature)
+    torch.testing.assert_close(cwd(s, t, torch.ones(2, 4, 5)), want)
+    torch.testing.assert_close(cwd(t, t, torch.ones(2, 4, 5)), torch.tensor(0.0), atol=1e-6, rtol=0)
+    # a weight rescaled to mean 1 per image: a constant weight changes nothing, a weight on one cell keeps only it
+    torch.testing.assert_close(cwd(s, t, torch.full((2, 4, 5), 0.3)), want)
+    one_cell = torch.zeros(2, 4, 5)
+    one_cell[:, 1, 2] = 1.0
+    p_t = torch.softmax(t.flatten(2) / temperature, -1)[..., 7]
+    p_s = torch.softmax(s.flatten(2) / temperature, -1)[..., 7]
+    want_cell = (20 * temperature**2 * p_t * (p_t.log() - p_s.log())).mean()
+    torch.testing.assert_close(cwd(s, t, one_cell), want_cell)
 
 
 def test_dynamic_level_weights_balance_levels_whatever_their_scale():

@@ -343,3 +343,19 @@ def test_cross_term_trains_student_features_never_its_head_nor_the_teacher(tiny_
     assert head_grad == 0.0 and body_grad > 0  # the student's head is left to the ground truth
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.adapters.parameters())
     assert all(p.grad is None for p in trainer.teacher.model.parameters())
+
+
+def test_cwd_feature_term_is_channel_wise_kl_on_the_adapted_maps(tiny_data, trained_teacher, tmp_path):
+    trainer, crit, batch = _cross_setup(tiny_data, trained_teacher, tmp_path, feat_norm="cwd", kd_cls=False,
+                                        level_weighting="fixed", temperature=2.0)
+    crit.kd_lambda = 1.0
+    with torch.no_grad():
+        student, teacher = trainer.model(batch["img"]), crit.teacher(batch["img"])
+        got = float(crit.terms(student, teacher, batch)["feat"])
+        adapted, t_maps = crit.adapted_maps(student, teacher)
+    want = []
+    for s_map, t_map in zip(adapted, t_maps):  # T^2 KL of each channel's spatial softmax, mean over channels, images
+        p_t = torch.softmax(t_map.float().flatten(2) / 2.0, -1)
+        log_p_s = torch.log_softmax(s_map.float().flatten(2) / 2.0, -1)
+        want.append(float((4.0 * (p_t * (p_t.log() - log_p_s)).sum(-1)).mean()))
+    assert got == pytest.approx((1 - crit.cfg.alpha) * sum(want) / len(want), rel=1e-4)  # fixed weights: 1/levels

@@ -18,7 +18,7 @@ import yaml
 SELECTIONS = ("gi", "gt", "conf", "none")
 LEVEL_WEIGHTINGS = ("dynamic", "fixed")
 TEACHER_DTYPES = ("auto", "fp32", "fp16", "bf16")
-FEAT_NORMS = ("standard", "raw")
+FEAT_NORMS = ("standard", "raw", "cwd")
 ADAPTERS = ("conv", "mlp")
 
 

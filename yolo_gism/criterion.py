@@ -58,7 +58,7 @@ class GISMCriterion:
         self.student_reg_max, self.teacher_reg_max = student_reg_max, teacher_reg_max
         self.strides = strides
         self.recorder = recorder
-        self.feature_loss = FeatureAlignLoss(standardize=cfg.feat_norm == "standard")
+        self.feature_loss = FeatureAlignLoss(cfg.feat_norm, cfg.temperature)
         self.class_loss = ClassScoreKD(cfg.temperature)
         same_bins = student_reg_max == teacher_reg_max > 1
         self.box_loss = BinDistributionKD(student_reg_max, cfg.temperature) if same_bins else DecodedBoxKD()

@@ -18,22 +18,40 @@ def standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return (x - mean) / (std + eps)
 
 
-class FeatureAlignLoss(nn.Module):
-    """Weighted mean over cells of the channel-mean squared error between the maps.
+def channel_kl(student_map: torch.Tensor, teacher_map: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(B, H, W) per-cell share of T^2 KL(teacher || student) between each channel's spatial softmax of map / T,
+    averaged over channels: summed over cells it is the channel-wise distillation (CWD) of Shu et al., 2021.
 
-    standardize=True compares standardised maps (scale-free, PKD); False compares them as they are, the
-    raw-scale L2 of FitNets and of Ultralytics' built-in distillation, whose pull grows with the teacher's
-    activation scale. Inputs: student map already mapped to teacher channels by its adapter (B, C, H, W),
-    teacher map (B, C, H, W), and a (B, H, W) weight.
+    Each channel becomes a distribution over positions, so the student learns where the teacher's channels
+    fire, not how strongly, and the cells a channel is most active on carry most of the loss.
+    """
+    b, c, h, w = teacher_map.shape
+    log_p_t = torch.log_softmax(teacher_map.reshape(b, c, h * w) / temperature, -1)
+    log_p_s = torch.log_softmax(student_map.reshape(b, c, h * w) / temperature, -1)
+    per_cell = log_p_t.exp() * (log_p_t - log_p_s)
+    return temperature**2 * per_cell.mean(1).reshape(b, h, w)
+
+
+class FeatureAlignLoss(nn.Module):
+    """Feature alignment between the student's map (already mapped to teacher channels by its adapter) and the
+    teacher's, both (B, C, H, W), under a (B, H, W) weight.
+
+    norm="standard": weighted mean over cells of the channel-mean squared error of standardised maps
+    (scale-free, PKD); "raw": the same on the maps as they are, the L2 of FitNets and of Ultralytics' built-in
+    distillation, whose pull grows with the teacher's activation scale; "cwd": channel-wise distillation,
+    each image's per-cell KL shares summed under the weight rescaled to mean 1 (all-ones weight: plain CWD).
     """
 
-    def __init__(self, standardize: bool = True):
+    def __init__(self, norm: str = "standard", temperature: float = 1.0):
         super().__init__()
-        self.standardize = standardize
+        self.norm, self.temperature = norm, temperature
 
     def forward(self, student_map, teacher_map, weight):
         s, t = student_map.float(), teacher_map.float()
-        if self.standardize:
+        if self.norm == "cwd":
+            scale = weight.flatten(1).mean(1).clamp(min=1e-6)[:, None, None]
+            return (channel_kl(s, t, self.temperature) * weight / scale).flatten(1).sum(1).mean()
+        if self.norm == "standard":
             s, t = standardize(s), standardize(t)
         return weighted_mean((s - t).pow(2).mean(1), weight)
 
