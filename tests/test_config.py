@@ -42,6 +42,7 @@ def test_unknown_key_lists_valid_ones():
         ({"selection": "all"}, "selection"),
         ({"adapter": "linear"}, r"adapter='linear' must be one of \('conv', 'mlp'\)"),
         ({"feat_norm": "l2"}, "feat_norm"),
+        ({"assign": "gt"}, r"assign='gt' must be one of \('student', 'teacher'\)"),
         ({"student_layers": [1, 2], "teacher_layers": [1]}, "same count"),
         ({"student_layers": [1]}, "together"),
         ({"kd_feat": False, "kd_cls": False, "kd_box": False, "kd_cross": False}, "nothing to distill"),

@@ -20,6 +20,7 @@ LEVEL_WEIGHTINGS = ("dynamic", "fixed")
 TEACHER_DTYPES = ("auto", "fp32", "fp16", "bf16")
 FEAT_NORMS = ("standard", "raw", "cwd")
 ADAPTERS = ("conv", "mlp")
+ASSIGNERS = ("student", "teacher")  # whose predictions rank anchors in label assignment (yolo_gism.assign)
 
 
 def default_yaml_path() -> Path:
@@ -46,6 +47,7 @@ class GISMConfig:
     feat_norm: str = "standard"
     adapter: str = "conv"
     selection: str = "none"
+    assign: str = "student"
     gi_topk: int = 30
     gi_iou: float = 0.3
     student_layers: list[int] | None = None
@@ -102,6 +104,7 @@ class GISMConfig:
         _choice(self, "teacher_dtype", TEACHER_DTYPES)
         _choice(self, "feat_norm", FEAT_NORMS)
         _choice(self, "adapter", ADAPTERS)
+        _choice(self, "assign", ASSIGNERS)
         for name in ("student_layers", "teacher_layers"):
             value = getattr(self, name)
             if value is not None:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ultralytics.utils.tal import make_anchors
 
+from . import assign
 from .distributed import average_tensor
 from .losses import BinDistributionKD, ClassScoreKD, DecodedBoxKD, FeatureAlignLoss
 from .select import (anchor_weight_from_instances, boxes_to_mask, gi_instances, gt_instances, level_shapes,
@@ -49,7 +50,8 @@ def to_xyxy(ltrb: torch.Tensor, anchors: torch.Tensor, strides: torch.Tensor) ->
 class GISMCriterion:
     def __init__(self, detection, teacher, adapters, level_weights, cfg, class_groups, student_reg_max,
                  teacher_reg_max, strides, recorder=None):
-        self.detection = detection  # Ultralytics' criterion for the student, unchanged
+        self.detection = detection  # Ultralytics' criterion for the student (its assigner wrapped for assign=teacher)
+        self.assigner = assign.install(detection) if cfg.assign == "teacher" else None
         self.teacher = teacher
         self.adapters = adapters
         self.level_weights = level_weights
@@ -85,16 +87,20 @@ class GISMCriterion:
         self.epoch, self.batch_index, self.kd_lambda = epoch, 0, kd_lambda
 
     def __call__(self, preds, batch):
-        det_loss, items = self.detection(preds, batch)
-        zero = torch.zeros(1, device=det_loss.device)
         training = not isinstance(preds, tuple)  # Ultralytics' validation passes (inference, raw) tuples
         self.batch_index += training
-        if not training or self.kd_lambda == 0.0:
+        distilling = training and self.kd_lambda != 0.0
+        student = preds.get("one2many", preds) if training else None  # end-to-end: one2one trains on detached feats
+        # label assignment from the teacher applies from the first batch, warm-up included
+        teacher = self.teacher(batch["img"]) if distilling or (training and self.assigner is not None) else None
+        if teacher is not None and self.assigner is not None:
+            self.assigner.use_next(*self.teacher_predictions(student, teacher))
+        det_loss, items = self.detection(preds, batch)
+        zero = torch.zeros(1, device=det_loss.device)
+        if not distilling:
             if self.recorder is not None:
                 self.recorder.pop()
             return torch.cat([det_loss, zero]), {**items, **dict.fromkeys(LOSS_NAMES, zero[0].detach())}
-        student = preds.get("one2many", preds)  # end-to-end heads: one2one trains on detached features
-        teacher = self.teacher(batch["img"])
         terms = self.terms(student, teacher, batch)
         total = sum(terms.values())
         items = {**items, **{name: value.detach().reshape(()) for name, value in zip(LOSS_NAMES, terms.values())}}
@@ -124,6 +130,13 @@ class GISMCriterion:
         terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cls, "box": lam * cfg.alpha * box,
                  "cross": lam * cross}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
+
+    def teacher_predictions(self, student: dict, teacher: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's class probabilities (student classes) and xyxy pixel boxes, as the assigner reads them."""
+        scores = map_teacher_scores(teacher["scores"].float(), self.class_groups).permute(0, 2, 1).sigmoid()
+        anchors, strides = make_anchors(student["feats"], self.strides, 0.5)
+        boxes = to_xyxy(ltrb_distances(teacher["boxes"], self.teacher_reg_max), anchors, strides)
+        return scores, boxes
 
     def anchor_weight(self, s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch):
         """(B, A) weight over anchors from the selection mode, and the selected instances where boxes select."""
