@@ -74,8 +74,8 @@ def test_convergence_verdict_uses_the_last_tenth_of_the_curve(gain):
 
 
 def test_goals_follow_the_issue_and_say_when_unmeasured(gain):
-    def method(mean, std, gap=None):
-        return {"map50_95_mean": mean, "map50_95_std": std, "gap_closed": gap}
+    def method(mean, std, gap=None, seeds=(0, 1, 2)):
+        return {"map50_95_mean": mean, "map50_95_std": std, "gap_closed": gap, "seeds": list(seeds)}
 
     summary = {"vanilla": method(0.100, 0.002), "builtin": method(0.112, 0.002), "gism": method(0.125, 0.003, 0.55)}
     g = gain.goals(summary)
@@ -90,6 +90,8 @@ def test_goals_follow_the_issue_and_say_when_unmeasured(gain):
     assert g["gism_vs_builtin_at_least_1_point"] is False  # +0.6 points
     assert g["gism_mean_minus_std_above_builtin_mean_plus_std"] is False  # 0.113 is not above 0.114
     assert g["gism_closes_half_the_gap"] is False
+    summary["builtin"] = method(0.100, 0.0, seeds=[0])  # one seed: no spread to compare, whatever the means
+    assert gain.goals(summary)["gism_mean_minus_std_above_builtin_mean_plus_std"] is None
 
 
 def test_changed_gism_default_makes_the_old_record_stale(gain, monkeypatch, tmp_path):
