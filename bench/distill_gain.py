@@ -363,7 +363,9 @@ def time_matched_epochs(protocol: dict, seed: int) -> int | None:
     epochs = protocol["student"]["epochs"]
     if cost_file(protocol).exists():
         cost = json.loads(cost_file(protocol).read_text())
-        warmup = min(settings(specs(protocol)["gism"])["gism"]["kd_warmup"], epochs)  # epochs without the teacher
+        gism = settings(specs(protocol)["gism"])["gism"]
+        # epochs without the teacher (assign=teacher runs it from the first batch)
+        warmup = 0 if gism.get("assign") == "teacher" else min(gism["kd_warmup"], epochs)
         return round(warmup + (epochs - warmup) * cost["gism_vs_vanilla"])
     vanilla, gism = _epoch_seconds(protocol, "vanilla"), _epoch_seconds(protocol, "gism")
     if not (vanilla and gism):

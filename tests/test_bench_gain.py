@@ -178,6 +178,8 @@ def test_time_matched_epochs_come_from_the_cost_measurement(gain, tmp_path, monk
     cost = gain.cost_file(protocol)
     cost.parent.mkdir(parents=True)
     cost.write_text(json.dumps({"gism_vs_vanilla": 1.3}))
-    warmup = gain.settings(gain.specs(protocol)["gism"])["gism"]["kd_warmup"]  # epochs GISM trains without a teacher
+    protocol["gism"] = {"assign": "student", "kd_warmup": 3}  # 3 epochs GISM trains without the teacher
     epochs = protocol["student"]["epochs"]
-    assert gain.time_matched_epochs(protocol, 0) == round(warmup + (epochs - warmup) * 1.3)
+    assert gain.time_matched_epochs(protocol, 0) == round(3 + (epochs - 3) * 1.3)
+    protocol["gism"] = {"assign": "teacher", "kd_warmup": 3}  # the teacher assigns labels from the first batch
+    assert gain.time_matched_epochs(protocol, 0) == round(epochs * 1.3)
