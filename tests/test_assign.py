@@ -89,3 +89,19 @@ def test_student_loss_is_ultralytics_loss_with_the_teacher_decoded_by_ultralytic
 
     val_loss, _ = crit((None, preds), batch)  # validation supplies no teacher: the student's own assignment
     torch.testing.assert_close(val_loss[:3], own, rtol=1e-5, atol=1e-5)
+
+
+def test_teacher_assignment_alone_is_a_valid_distillation_with_no_terms(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, assign="teacher", kd_warmup=0, kd_ramp=0, kd_feat=False,
+                       kd_cls=False, kd_box=False, kd_cross=False, selection="none")
+    trainer._setup_train()
+    trainer.epoch = 1
+    trainer._model_train()
+    crit = trainer.gism_criterion
+    assert crit.kd_lambda > 0
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    preds = trainer.model(batch["img"])
+    loss, items = crit(preds, batch)
+    assert float(loss[-1].detach()) == 0 and all(float(items[name]) == 0 for name in LOSS_NAMES)
+    own, _ = trainer.model.init_criterion()(preds, batch)
+    assert not torch.allclose(loss[:3], own, rtol=1e-3)  # the teacher still assigned the labels

@@ -121,8 +121,9 @@ class GISMConfig:
             )
         if self.class_map is not None and not isinstance(self.class_map, dict):
             raise ValueError(f"class_map={self.class_map!r} must be a mapping {{teacher class: student class}}")
-        if not any((self.kd_feat, self.kd_cls, self.kd_box, self.kd_cross)):
-            raise ValueError("kd_feat, kd_cls, kd_box and kd_cross are all false: there is nothing to distill")
+        if not any((self.kd_feat, self.kd_cls, self.kd_box, self.kd_cross)) and self.assign != "teacher":
+            raise ValueError("kd_feat, kd_cls, kd_box and kd_cross are all false and assign=student: there is "
+                             "nothing to distill")
         if self.kd_cross and self.student_layers is not None:
             raise ValueError("kd_cross=true runs the teacher's Detect head on the adapted student maps, so it needs "
                              "student_layers and teacher_layers left at null (the layers that feed Detect)")

@@ -52,6 +52,7 @@ class GISMCriterion:
                  teacher_reg_max, strides, recorder=None):
         self.detection = detection  # Ultralytics' criterion for the student (its assigner wrapped for assign=teacher)
         self.assigner = assign.install(detection) if cfg.assign == "teacher" else None
+        self.has_terms = any((cfg.kd_feat, cfg.kd_cls, cfg.kd_box, cfg.kd_cross))  # none: assign=teacher alone
         self.teacher = teacher
         self.adapters = adapters
         self.level_weights = level_weights
@@ -89,7 +90,7 @@ class GISMCriterion:
     def __call__(self, preds, batch):
         training = not isinstance(preds, tuple)  # Ultralytics' validation passes (inference, raw) tuples
         self.batch_index += training
-        distilling = training and self.kd_lambda != 0.0
+        distilling = training and self.kd_lambda != 0.0 and self.has_terms
         student = preds.get("one2many", preds) if training else None  # end-to-end: one2one trains on detached feats
         # label assignment from the teacher applies from the first batch, warm-up included
         teacher = self.teacher(batch["img"]) if distilling or (training and self.assigner is not None) else None
