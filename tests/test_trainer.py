@@ -217,6 +217,7 @@ def test_non_finite_term_skips_the_step_and_says_where(tiny_data, trained_teache
     loss.sum().backward()
     trainer.optimizer_step()
     assert "cls term" in trainer.skipped_steps[0] and "epoch 1, batch 1" in trainer.skipped_steps[0]
+    assert "label assignment (the student assigned this batch)" in trainer.skipped_steps[0]  # assign=teacher
     after = dict(trainer.model.named_parameters())
     assert all(torch.equal(before[k], after[k]) for k in before)  # no update (BatchNorm statistics aside)
 

@@ -47,7 +47,7 @@ class GISMConfig:
     feat_norm: str = "standard"
     adapter: str = "conv"
     selection: str = "none"
-    assign: str = "student"
+    assign: str = "teacher"
     gi_topk: int = 30
     gi_iou: float = 0.3
     student_layers: list[int] | None = None

@@ -10,7 +10,8 @@ Exact formula (per batch of B images):
     loss = L_det + B * lambda(epoch) * [ T^2 KL_cls + alpha L_box + (1 - alpha) gamma sum_l w_l L_feat,l + L_cross ]
 with gamma = feat_gain (1 by default) and L_cross (kd_cross, off by default) the class and box terms computed on
 the teacher's head applied to the adapted student features instead of on the student's head.
-L_det is Ultralytics' own loss, which is already multiplied by B; each GISM term is a weighted mean over
+L_det is Ultralytics' own loss, which is already multiplied by B (with assign=teacher, the default, its label
+assigner ranks anchors by the teacher's predictions: yolo_gism.assign); each GISM term is a weighted mean over
 locations (see yolo_gism.losses), so the B factor gives the two parts the same scaling, as Ultralytics'
 built-in distillation does.
 """
@@ -95,7 +96,7 @@ class GISMCriterion:
         # label assignment from the teacher applies from the first batch, warm-up included
         teacher = self.teacher(batch["img"]) if distilling or (training and self.assigner is not None) else None
         if teacher is not None and self.assigner is not None:
-            self.assigner.use_next(*self.teacher_predictions(student, teacher))
+            self.assign_from_teacher(student, teacher)
         det_loss, items = self.detection(preds, batch)
         zero = torch.zeros(1, device=det_loss.device)
         if not distilling:
@@ -132,12 +133,18 @@ class GISMCriterion:
                  "cross": lam * cross}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
 
-    def teacher_predictions(self, student: dict, teacher: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """The teacher's class probabilities (student classes) and xyxy pixel boxes, as the assigner reads them."""
+    def assign_from_teacher(self, student: dict, teacher: dict) -> None:
+        """Hand the assigner the teacher's class probabilities (student classes) and xyxy pixel boxes.
+
+        Non-finite ones would make the detection loss itself NaN: the student assigns that batch instead, and the
+        problem is reported so that the step is skipped like any other non-finite GISM term."""
         scores = map_teacher_scores(teacher["scores"].float(), self.class_groups).permute(0, 2, 1).sigmoid()
         anchors, strides = make_anchors(student["feats"], self.strides, 0.5)
         boxes = to_xyxy(ltrb_distances(teacher["boxes"], self.teacher_reg_max), anchors, strides)
-        return scores, boxes
+        if torch.isfinite(scores).all() and torch.isfinite(boxes).all():
+            self.assigner.use_next(scores, boxes)
+        else:
+            self.report("teacher predictions for label assignment (the student assigned this batch)")
 
     def anchor_weight(self, s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch):
         """(B, A) weight over anchors from the selection mode, and the selected instances where boxes select."""
