@@ -71,6 +71,11 @@ def test_convergence_verdict_uses_the_last_tenth_of_the_curve(gain):
         _report(flat))
     assert "+1.00 points" in gain.convergence_line(_report(rising)) and "still rising" in gain.convergence_line(
         _report(rising))
+    assert "Training longer" not in gain.convergence_line(_report(flat))  # no time-matched run yet
+    report = _report(flat)
+    report["summary"]["vanilla_time_matched"] = {"map50_95_mean": 0.125, "seeds": [0], "epochs": 83}
+    assert ("Training longer instead: 83 epochs scored +2.50 points over 50 (seeds 0 against 0,1)"
+            in gain.convergence_line(report))
 
 
 def test_goals_follow_the_issue_and_say_when_unmeasured(gain):
