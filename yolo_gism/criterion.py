@@ -95,28 +95,35 @@ class GISMCriterion:
         student = preds.get("one2many", preds) if training else None  # end-to-end: one2one trains on detached feats
         # label assignment from the teacher applies from the first batch, warm-up included
         teacher = self.teacher(batch["img"]) if distilling or (training and self.assigner is not None) else None
-        if teacher is not None and self.assigner is not None:
-            self.assign_from_teacher(student, teacher)
+        view = self.teacher_view(student, teacher) if teacher is not None else None
+        if view is not None and self.assigner is not None:
+            self.assign_from_teacher(*view)
         det_loss, items = self.detection(preds, batch)
         zero = torch.zeros(1, device=det_loss.device)
         if not distilling:
             if self.recorder is not None:
                 self.recorder.pop()
             return torch.cat([det_loss, zero]), {**items, **dict.fromkeys(LOSS_NAMES, zero[0].detach())}
-        terms = self.terms(student, teacher, batch)
+        terms = self.terms(student, teacher, batch, view)
         total = sum(terms.values())
         items = {**items, **{name: value.detach().reshape(()) for name, value in zip(LOSS_NAMES, terms.values())}}
         return torch.cat([det_loss, (total * batch["img"].shape[0]).reshape(1)]), items
 
-    def terms(self, student: dict, teacher: dict, batch: dict) -> dict[str, torch.Tensor]:
+    def teacher_view(self, student: dict, teacher: dict) -> tuple[torch.Tensor, ...]:
+        """The teacher's outputs on the student's anchors, read by the terms and by label assignment: (B, A, C) logits
+        of the student's classes, (B, A, 4) edge distances in grid units, anchor points and strides."""
+        t_scores = map_teacher_scores(teacher["scores"].float(), self.class_groups).permute(0, 2, 1)
+        t_ltrb = ltrb_distances(teacher["boxes"], self.teacher_reg_max)
+        anchors, strides = make_anchors(student["feats"], self.strides, 0.5)
+        return t_scores, t_ltrb, anchors, strides
+
+    def terms(self, student: dict, teacher: dict, batch: dict, view: tuple | None = None) -> dict[str, torch.Tensor]:
         """The weighted GISM terms (feature, class, box, cross-head), each already multiplied by lambda."""
         cfg, lam = self.cfg, self.kd_lambda
         img_hw = tuple(batch["img"].shape[-2:])
         s_scores = student["scores"].float().permute(0, 2, 1)  # (B, A, C)
-        t_scores = map_teacher_scores(teacher["scores"].float(), self.class_groups).permute(0, 2, 1)
-        anchors, strides = make_anchors(student["feats"], self.strides, 0.5)
+        t_scores, t_ltrb, anchors, strides = view if view is not None else self.teacher_view(student, teacher)
         s_ltrb = ltrb_distances(student["boxes"], self.student_reg_max)
-        t_ltrb = ltrb_distances(teacher["boxes"], self.teacher_reg_max)
         shapes = level_shapes(student["feats"])
         anchor_weight, instances = self.anchor_weight(s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch)
         zero = s_scores.sum() * 0.0
@@ -133,14 +140,12 @@ class GISMCriterion:
                  "cross": lam * cross}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
 
-    def assign_from_teacher(self, student: dict, teacher: dict) -> None:
+    def assign_from_teacher(self, t_scores, t_ltrb, anchors, strides) -> None:
         """Hand the assigner the teacher's class probabilities (student classes) and xyxy pixel boxes.
 
         Non-finite ones would make the detection loss itself NaN: the student assigns that batch instead, and the
         problem is reported so that the step is skipped like any other non-finite GISM term."""
-        scores = map_teacher_scores(teacher["scores"].float(), self.class_groups).permute(0, 2, 1).sigmoid()
-        anchors, strides = make_anchors(student["feats"], self.strides, 0.5)
-        boxes = to_xyxy(ltrb_distances(teacher["boxes"], self.teacher_reg_max), anchors, strides)
+        scores, boxes = t_scores.sigmoid(), to_xyxy(t_ltrb, anchors, strides)
         if torch.isfinite(scores).all() and torch.isfinite(boxes).all():
             self.assigner.use_next(scores, boxes)
         else:
