@@ -1,13 +1,14 @@
 """Prove the gain: GISM vs the vanilla student, a time-matched vanilla student and Ultralytics' built-in
 distillation, on the same data, schedule and seeds.
 
-    python bench/distill_gain.py protocol=cfg/distill_gain_cpu.yaml steps=teacher,cost,main,ablations,report
+    python bench/distill_gain.py protocol=cfg/distill_gain_cpu.yaml steps=teacher,cost,main,ablations,tune,report
     python bench/distill_gain.py steps=vanilla,main      # a second process: Ultralytics trains on one
                                                         # thread on a 2-core CPU, so two runs fit side by side
     python bench/distill_gain.py steps=ablations only=ablation_feat_only,builtin_dis2   # chosen runs only
     python bench/distill_gain.py steps=main seeds=0 only=vanilla_time_matched          # (main methods too)
     python bench/distill_gain.py steps=cost              # GISM's epoch time / vanilla's, timed in turn: sets
                                                         # the time-matched vanilla's epochs
+    python bench/distill_gain.py steps=tune              # `yolo-gism tune` over the protocol's T x alpha grid
     touch bench/runs/distill_gain/cpu/STOP               # processes finish their current runs, start no more
 
 Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>, not committed); a
@@ -448,6 +449,76 @@ def step_ablations(protocol, only: list[str] | None = None):
             ensure(protocol, name, 0, s[name])
 
 
+def tune_pairs(protocol) -> list[tuple[float, float]]:
+    grid = protocol.get("tune", {})
+    return [(float(t), float(a)) for t in grid.get("temperatures", []) for a in grid.get("alphas", [])]
+
+
+def tune_settings(protocol, pair: tuple[float, float]) -> dict:
+    """What a sweep run is trained with, as stored in its record: a changed GISM default makes old records stale."""
+    t, a = pair
+    spec = {**specs(protocol)["gism"], "temperature": t, "alpha": a, "epochs": protocol["tune"]["epochs"]}
+    return settings(spec)
+
+
+def step_tune(protocol, command: str) -> dict | None:
+    """`yolo-gism tune` on the protocol's data, teacher and student, one (T, alpha) pair at a time.
+
+    Each finished pair's tune_result.json and results.csv are committed under distill_gain_runs/<protocol>/tune/,
+    so the sweep survives sessions and two processes can share it (a pair being trained is locked). Once every
+    pair is done, the tool's own tune.json / tune.md are written for the whole grid and copied to
+    bench/results/<report>_tune.json / .md."""
+    import shutil
+
+    from yolo_gism.tune import tune
+
+    pairs = tune_pairs(protocol)
+    if not pairs or not teacher_ready(protocol, "tune"):
+        return None
+    grid, root = protocol["tune"], RUNS / protocol["name"] / "tune"
+    records = RESULTS / "distill_gain_runs" / protocol["name"] / "tune"
+    train_args = dict(imgsz=protocol["imgsz"], batch=protocol["batch"], device=protocol["device"], seed=0,
+                      epochs=grid["epochs"], **protocol.get("train_args", {}), **protocol.get("gism", {}))
+    run = lambda temperatures, alphas: tune(  # noqa: E731
+        protocol["student"]["model"], str(teacher_path(protocol)), str(dataset(protocol)), temperatures=temperatures,
+        alphas=alphas, out=str(root), **train_args)
+    for pair in pairs:
+        name = f"T{pair[0]:g}_a{pair[1]:g}"
+        record, done = records / name, root / name / "tune_result.json"
+        stored = json.loads((record / "tune_result.json").read_text()) if (record / "tune_result.json").exists() else None
+        if stored and stored.get("settings") == tune_settings(protocol, pair):
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.write_text(json.dumps(stored))
+            continue
+        done.unlink(missing_ok=True)  # none, or trained with other settings: (re)train
+        if stop_file(protocol).exists():
+            print(f"[distill_gain] tune {name}: {stop_file(protocol)} exists, starting no new run", flush=True)
+            return None
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if not _claim(root / name):
+            print(f"[distill_gain] tune {name}: another process is on it, skipping", flush=True)
+            continue
+        try:
+            print(f"[distill_gain] tune {name} -> {root / name}", flush=True)
+            run([pair[0]], [pair[1]])
+        finally:
+            (root / f".{name}.lock").unlink(missing_ok=True)
+        record.mkdir(parents=True, exist_ok=True)
+        done.write_text(json.dumps({**json.loads(done.read_text()), "settings": tune_settings(protocol, pair)}))
+        for file in (done, root / name / "results.csv"):
+            shutil.copy2(file, record / file.name)
+    if not all((root / f"T{t:g}_a{a:g}" / "tune_result.json").exists() for t, a in pairs):
+        return None  # another process still has pairs to finish; its last call writes the grid
+    result = run(grid["temperatures"], grid["alphas"])  # every pair cached: only writes tune.json and tune.md
+    stem = RESULTS / f"{report_name(protocol)}_tune"
+    shutil.copy2(root / "tune.json", stem.with_suffix(".json"))
+    shutil.copy2(root / "tune.md", stem.with_suffix(".md"))
+    with open(stem.with_suffix(".md"), "a") as f:
+        f.write(f"\nCommand: `{command}` ({grid['epochs']} epochs per pair, seed 0, the protocol's data and "
+                f"teacher, GISM's other settings at their defaults.)\n")
+    return result
+
+
 # ----- report ------------------------------------------------------------------------------------
 def collect(protocol) -> dict[str, list[dict]]:
     """Every committed record that matches the protocol as it stands (stale ones, e.g. of an old GISM default,
@@ -672,7 +743,7 @@ def main(argv: list[str]) -> None:
     args = dict(a.split("=", 1) for a in argv)
     protocol = load_protocol(args.get("protocol", str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
     seeds = [int(s) for s in args["seeds"].split(",")] if "seeds" in args else protocol["seeds"]
-    steps = args.get("steps", "teacher,cost,main,ablations,report").split(",")
+    steps = args.get("steps", "teacher,cost,main,ablations,tune,report").split(",")
     command = " ".join(["python bench/distill_gain.py", *argv])
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if "vanilla" in steps:
@@ -690,6 +761,8 @@ def main(argv: list[str]) -> None:
         step_main(protocol, seeds, only)
     if "ablations" in steps:
         step_ablations(protocol, only)
+    if "tune" in steps:
+        step_tune(protocol, command)
     if "report" in steps:
         step_report(protocol, command)
 

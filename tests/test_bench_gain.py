@@ -188,3 +188,48 @@ def test_time_matched_epochs_come_from_the_cost_measurement(gain, tmp_path, monk
     assert gain.time_matched_epochs(protocol, 0) == round(3 + (epochs - 3) * 1.3)
     protocol["gism"] = {"assign": "teacher", "kd_warmup": 3}  # the teacher assigns labels from the first batch
     assert gain.time_matched_epochs(protocol, 0) == round(epochs * 1.3)
+
+
+def test_tune_sweep_is_recorded_per_pair_and_reused_until_its_settings_change(gain, monkeypatch, tmp_path):
+    import yolo_gism.tune
+
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
+    protocol["tune"] = {"epochs": 2, "temperatures": [1, 3], "alphas": [0.5]}
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
+    monkeypatch.setattr(gain, "dataset", lambda p: tmp_path / "data.yaml")
+    trained, grids = [], []
+
+    def fake_tune(model, teacher, data, temperatures, alphas, out, **train_args):
+        grids.append((temperatures, alphas))
+        for t in temperatures:
+            for a in alphas:
+                done = Path(out) / f"T{t:g}_a{a:g}" / "tune_result.json"
+                if not done.exists():
+                    trained.append((t, a, train_args["epochs"]))
+                    done.parent.mkdir(parents=True, exist_ok=True)
+                    done.write_text(json.dumps({"temperature": t, "alpha": a, "map50_95": 0.1 * t}))
+                    (done.parent / "results.csv").write_text("epoch\n1\n2\n")
+        (Path(out) / "tune.json").write_text(json.dumps({"grid": [temperatures, alphas]}))
+        (Path(out) / "tune.md").write_text("# sweep\n")
+        return {}
+
+    monkeypatch.setattr(yolo_gism.tune, "tune", fake_tune)
+    gain.step_tune(protocol, "python bench/distill_gain.py steps=tune")
+    assert trained == [(1.0, 0.5, 2), (3.0, 0.5, 2)]  # one pair per call, on the sweep's short schedule
+    assert grids[-1] == ([1, 3], [0.5])  # then the whole grid, all cached, for tune.json / tune.md
+    record = gain.RESULTS / "distill_gain_runs" / "cpu_long" / "tune" / "T3_a0.5"
+    assert json.loads((record / "tune_result.json").read_text())["settings"]["gism"]["temperature"] == 3.0
+    assert (record / "results.csv").exists()
+    assert "steps=tune" in (gain.RESULTS / "distill_gain_cpu_long_tune.md").read_text()
+
+    import shutil
+
+    shutil.rmtree(gain.RUNS)  # a later session: only the committed records are left
+    trained.clear()
+    gain.step_tune(protocol, "again")
+    assert trained == []
+    protocol["gism"] = {"kd_gain": 2.0}  # another GISM default: the old sweep no longer describes it
+    gain.step_tune(protocol, "again")
+    assert trained == [(1.0, 0.5, 2), (3.0, 0.5, 2)]
