@@ -98,3 +98,36 @@ def test_report_only_needs_no_model_arguments(bench):
     assert bench.parse_args(["--report"]).report
     with pytest.raises(SystemExit):
         bench.parse_args(["--teacher", "t.pt"])  # a measurement needs every model and the synthetic clip
+
+
+def test_engine_ratio_and_inference_share_say_what_bounds_the_stream_ratio(bench):
+    videos = ["a.mp4", "b.mp4"]
+    agg = _agg(bench, videos)
+    for v in videos:
+        run = agg[(v, "student", "harness-ort-pipelined")]  # 25 ms inference; 1 + 2 + 2 ms around it
+        run.update(decode_ms=1.0, preprocess_ms=2.0, postprocess_ms=2.0)
+        agg[(v, "student", "ultralytics-stream-pt")]["inference_ms"] = 40.0
+    summary = bench.summarise(agg, videos)
+    assert summary["ort_vs_pytorch_inference"]["student"]["geomean"] == pytest.approx(40.0 / 25.0)
+    assert summary["ort_vs_pytorch_inference"]["teacher"]["geomean"] == pytest.approx(1.0)
+    assert summary["ort_inference_share"]["student"]["geomean"] == pytest.approx(25.0 / 30.0)
+    text = "\n".join(bench.engine_lines(summary))
+    assert "student 1.60×" in text and "student 83 %" in text
+
+
+def test_report_recomputes_the_summary_from_the_stored_medians(bench, tmp_path):
+    videos = ["a.mp4"]
+    agg = _agg(bench, videos)
+    stored = bench.summarise(agg, videos)
+    stored.pop("ort_inference_share")  # a result written before this key existed
+    stored["models"] = bench.per_model(agg, videos, {})
+    payload = {"summary": stored, "aggregated": [{"video": v, "model": m, "kind": k, **r} for (v, m, k), r in agg.items()],
+               "created": "2026-12-02T00:00:00+00:00", "command": "python bench/video_fps.py x", "seed": 0,
+               "settings": {"threads": 1, "imgsz": 640, "frames": 10, "repeats": 1, "data": None},
+               "environment": {"cpu": "Test CPU", "usable_cores": 2, "gpu": None, "versions": {}}}
+    out, readme = tmp_path / "video_fps.json", tmp_path / "README.md"
+    out.write_text(__import__("json").dumps(payload))
+    readme.write_text("<!-- video_fps results: start -->\n<!-- video_fps results: end -->\n")
+    again = bench.main(["--report", "--out", str(out), "--readme", str(readme)])
+    assert "ort_inference_share" in again["summary"] and again["summary"]["models"] == stored["models"]
+    assert again["summary"]["goals"]["student_vs_teacher_fps"]["value"] == pytest.approx(math.sqrt(12))
