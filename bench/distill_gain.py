@@ -515,7 +515,7 @@ def step_tune(protocol, command: str) -> dict | None:
     shutil.copy2(root / "tune.md", stem.with_suffix(".md"))
     with open(stem.with_suffix(".md"), "a") as f:
         f.write(f"\nCommand: `{command}` ({grid['epochs']} epochs per pair, seed 0, the protocol's data and "
-                f"teacher, GISM's other settings at their defaults.)\n")
+                f"teacher, GISM's other settings those of the protocol's GISM runs.)\n")
     return result
 
 
