@@ -40,20 +40,41 @@ RESULTS = ROOT / "bench" / "results"
 MAIN_METHODS = ("vanilla", "vanilla_time_matched", "builtin", "gism")
 
 
+BASE_KEYS = ("data", "imgsz", "batch", "device", "train_args", "teacher")  # what a protocol with `base:` takes over
+
+
 def load_protocol(path: str) -> dict:
+    """A protocol file; one with `base: <other protocol file>` takes that protocol's data, image size, training
+    arguments and teacher (its very weights and cost measurement too), so a longer student schedule distills
+    from the same teacher instead of a retrained one. Setting one of those keys differently is an error."""
     protocol = yaml.safe_load(Path(path).read_text())
+    if "base" in protocol:
+        base = load_protocol(str(ROOT / protocol["base"]))
+        clash = [k for k in BASE_KEYS if k in protocol and protocol[k] != base.get(k)]
+        if clash:
+            raise ValueError(f"{path}: {', '.join(clash)} must be left to its base {protocol['base']}, whose "
+                             f"teacher and data this protocol shares")
+        protocol.update({k: base[k] for k in BASE_KEYS if k in base})
+        protocol["_home"] = base.get("_home", base["name"])
     protocol["_file"] = str(path)
     return protocol
 
 
+def home(protocol: dict, method: str | None = None) -> str:
+    """Folder name of the protocol that owns a run: the base protocol's for the teacher, the data and the cost
+    measurement (method None or cost/...), the protocol's own for everything else."""
+    shared = method is None or method == "teacher" or method.startswith("cost/")
+    return protocol.get("_home", protocol["name"]) if shared else protocol["name"]
+
+
 def run_dir(protocol: dict, method: str, seed: int) -> Path:
-    return RUNS / protocol["name"] / method / f"seed{seed}"
+    return RUNS / home(protocol, method) / method / f"seed{seed}"
 
 
 def record_dir(protocol: dict, method: str, seed: int) -> Path:
     """Committed record of a finished run (metrics.json, results.csv): bench/runs/ is not in git, so this is what
     lets a later checkout skip runs that already finished somewhere else."""
-    return RESULTS / "distill_gain_runs" / protocol["name"] / method / f"seed{seed}"
+    return RESULTS / "distill_gain_runs" / home(protocol, method) / method / f"seed{seed}"
 
 
 def finished_metrics(protocol: dict, method: str, seed: int) -> Path | None:
@@ -84,7 +105,7 @@ def dataset(protocol: dict) -> Path:
     spec = protocol["data"]
     if spec.get("source", "builtin") != "builtin":
         return Path(spec["source"])
-    out = RUNS / protocol["name"] / f"data_{spec['train']}_{spec['val']}_{spec['imgsz']}_{spec['seed']}"
+    out = RUNS / home(protocol) / f"data_{spec['train']}_{spec['val']}_{spec['imgsz']}_{spec['seed']}"
     if not (out / "data.yaml").exists():
         from yolo_gism.data import make_dataset
 
@@ -352,7 +373,7 @@ COST_ORDER = ("vanilla", "gism", "gism", "vanilla")  # ABBA: a steady drift of t
 
 
 def cost_file(protocol: dict) -> Path:
-    return RESULTS / "distill_gain_runs" / protocol["name"] / "cost.json"
+    return RESULTS / "distill_gain_runs" / home(protocol) / "cost.json"
 
 
 def time_matched_epochs(protocol: dict, seed: int) -> int | None:
@@ -525,7 +546,9 @@ def collect(protocol) -> dict[str, list[dict]]:
     are left out until redone)."""
     found, current = {}, specs(protocol)
     base = RESULTS / "distill_gain_runs" / protocol["name"]
-    for done in sorted(base.glob("*/seed*/metrics.json")):
+    teacher = record_dir(protocol, "teacher", protocol["teacher"].get("seed", 0)) / "metrics.json"
+    shared = [teacher] if home(protocol, "teacher") != protocol["name"] and teacher.exists() else []
+    for done in sorted(base.glob("*/seed*/metrics.json")) + shared:
         method, record = done.parent.parent.name, json.loads(done.read_text())
         if method in current and not is_current(record, current[method]):
             continue

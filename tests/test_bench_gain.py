@@ -233,3 +233,36 @@ def test_tune_sweep_is_recorded_per_pair_and_reused_until_its_settings_change(ga
     protocol["gism"] = {"kd_gain": 2.0}  # another GISM default: the old sweep no longer describes it
     gain.step_tune(protocol, "again")
     assert trained == [(1.0, 0.5, 2), (3.0, 0.5, 2)]
+
+
+def test_a_protocol_with_a_base_shares_its_teacher_data_and_cost_but_keeps_its_own_runs(gain, tmp_path):
+    base = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
+    longer = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_converged.yaml"))
+    assert longer["teacher"] == base["teacher"] and longer["data"] == base["data"]
+    assert longer["student"]["epochs"] != base["student"]["epochs"]
+    assert gain.teacher_path(longer) == gain.teacher_path(base)  # the very same weights, not a retrained teacher
+    assert gain.cost_file(longer) == gain.cost_file(base)
+    assert gain.record_dir(longer, "teacher", 0) == gain.record_dir(base, "teacher", 0)
+    assert gain.record_dir(longer, "gism", 0) != gain.record_dir(base, "gism", 0)
+    assert gain.run_dir(longer, "gism", 0).parent.parent.name == "cpu_converged"
+    assert gain.stop_file(longer) != gain.stop_file(base)
+
+    clashing = tmp_path / "clash.yaml"
+    clashing.write_text("name: other\nbase: cfg/distill_gain_cpu_long.yaml\nimgsz: 320\n"
+                        "student: {model: yolov8n.yaml, epochs: 5}\nseeds: [0]\n")
+    with pytest.raises(ValueError, match="imgsz must be left to its base cfg/distill_gain_cpu_long.yaml"):
+        gain.load_protocol(str(clashing))
+
+
+def test_a_protocol_with_a_base_reports_the_base_teacher(gain, monkeypatch, tmp_path):
+    monkeypatch.setattr(gain, "RESULTS", tmp_path)
+    longer = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_converged.yaml"))
+    spec = gain.specs(longer)
+    for method, value in (("teacher", 0.27), ("vanilla", 0.24)):
+        folder = gain.record_dir(longer, method, 0)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"map50_95": value, "seed": 0, "epochs": spec[method]["epochs"],
+                                                         "method": method}))
+    found = gain.collect(longer)
+    assert [r["map50_95"] for r in found["teacher"]] == [0.27] and [r["map50_95"] for r in found["vanilla"]] == [0.24]
+    assert "cpu_long" in str(gain.record_dir(longer, "teacher", 0))
