@@ -171,6 +171,30 @@ def test_distillation_part_scales_with_batch_like_ultralytics(tiny_data, trained
                                rtol=1e-5, atol=1e-5)
 
 
+def test_kd_every_runs_the_teacher_on_every_kth_batch_only(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, kd_every=2)
+    trainer._setup_train()
+    trainer.epoch = 1
+    trainer._model_train()
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    criterion, calls = trainer.gism_criterion, []
+    real_teacher = criterion.teacher
+
+    class Counting:
+        head_outputs = staticmethod(real_teacher.head_outputs)
+
+        def __call__(self, images):
+            calls.append(len(images))
+            return real_teacher(images)
+
+    criterion.teacher = Counting()
+    items = [trainer.model(batch)[1] for _ in range(4)]
+    kd_parts = [float(sum(i[n] for n in LOSS_NAMES)) for i in items]
+    assert len(calls) == 2  # batches 1 and 3: the teacher's forward, its cost, is skipped on the others
+    assert kd_parts[0] > 0 and kd_parts[2] > 0 and kd_parts[1] == 0 and kd_parts[3] == 0
+    assert criterion.assigner._pending is None  # nothing left over for a batch the teacher did not see
+
+
 def test_student_copies_never_carry_gism_objects(tiny_data, trained_teacher, tmp_path):
     import copy
     import io

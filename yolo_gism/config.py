@@ -39,6 +39,7 @@ class GISMConfig:
     kd_warmup: int = 1
     kd_ramp: int = 2
     kd_stop: int = 0
+    kd_every: int = 1
     kd_feat: bool = True
     kd_cls: bool = True
     kd_box: bool = False
@@ -94,6 +95,7 @@ class GISMConfig:
         _number(self, "feat_gain", float, low=0.0)
         for name in ("kd_warmup", "kd_ramp", "kd_stop"):
             _number(self, name, int, low=0)
+        _number(self, "kd_every", int, low=1)
         _number(self, "gi_topk", int, low=1)
         _number(self, "gi_iou", float, low=0.0, high=1.0)
         for name in ("kd_feat", "kd_cls", "kd_box", "kd_cross"):

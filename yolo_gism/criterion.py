@@ -91,10 +91,12 @@ class GISMCriterion:
     def __call__(self, preds, batch):
         training = not isinstance(preds, tuple)  # Ultralytics' validation passes (inference, raw) tuples
         self.batch_index += training
-        distilling = training and self.kd_lambda != 0.0 and self.has_terms
+        # kd_every=k: the teacher runs on batches 1, k+1, 2k+1, ... of each epoch; the others train as stock Ultralytics
+        teacher_batch = training and (self.batch_index - 1) % self.cfg.kd_every == 0
+        distilling = teacher_batch and self.kd_lambda != 0.0 and self.has_terms
         student = preds.get("one2many", preds) if training else None  # end-to-end: one2one trains on detached feats
         # label assignment from the teacher applies from the first batch, warm-up included
-        teacher = self.teacher(batch["img"]) if distilling or (training and self.assigner is not None) else None
+        teacher = self.teacher(batch["img"]) if distilling or (teacher_batch and self.assigner is not None) else None
         view = self.teacher_view(student, teacher) if teacher is not None else None
         if view is not None and self.assigner is not None:
             self.assign_from_teacher(*view)
