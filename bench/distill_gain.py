@@ -40,31 +40,46 @@ RESULTS = ROOT / "bench" / "results"
 MAIN_METHODS = ("vanilla", "vanilla_time_matched", "builtin", "gism")
 
 
-BASE_KEYS = ("data", "imgsz", "batch", "device", "train_args", "teacher")  # what a protocol with `base:` takes over
+BASE_KEYS = ("data", "imgsz", "batch", "device", "train_args")  # what a protocol with `base:` always takes over
 
 
 def load_protocol(path: str) -> dict:
-    """A protocol file; one with `base: <other protocol file>` takes that protocol's data, image size, training
-    arguments and teacher (its very weights and cost measurement too), so a longer student schedule distills
-    from the same teacher instead of a retrained one. Setting one of those keys differently is an error."""
+    """A protocol file; one with `base: <other protocol file>` takes that protocol's data, image size and training
+    arguments, and its teacher (the very weights) unless it names a teacher of its own. Setting one of the data or
+    training keys differently is an error. The base's cost measurement is shared while teacher architecture,
+    student and GISM settings are the same (a teacher's forward costs the same whatever its weights), and the
+    base's finished teacher-free runs (vanilla students) are reused where their settings and seed match."""
     protocol = yaml.safe_load(Path(path).read_text())
     if "base" in protocol:
         base = load_protocol(str(ROOT / protocol["base"]))
         clash = [k for k in BASE_KEYS if k in protocol and protocol[k] != base.get(k)]
         if clash:
             raise ValueError(f"{path}: {', '.join(clash)} must be left to its base {protocol['base']}, whose "
-                             f"teacher and data this protocol shares")
+                             f"data and training arguments this protocol shares")
         protocol.update({k: base[k] for k in BASE_KEYS if k in base})
+        own_teacher = protocol.setdefault("teacher", base["teacher"]) != base["teacher"]
+        same_cost = (protocol["teacher"]["model"] == base["teacher"]["model"]
+                     and protocol["student"]["model"] == base["student"]["model"]
+                     and protocol.get("gism", {}) == base.get("gism", {}))
         protocol["_home"] = base.get("_home", base["name"])
+        protocol["_teacher_home"] = protocol["name"] if own_teacher else base.get("_teacher_home", base["name"])
+        protocol["_cost_home"] = base.get("_cost_home", base["name"]) if same_cost else protocol["name"]
+        protocol["_bases"] = [base["name"], *base.get("_bases", [])]
     protocol["_file"] = str(path)
     return protocol
 
 
 def home(protocol: dict, method: str | None = None) -> str:
-    """Folder name of the protocol that owns a run: the base protocol's for the teacher, the data and the cost
-    measurement (method None or cost/...), the protocol's own for everything else."""
-    shared = method is None or method == "teacher" or method.startswith("cost/")
-    return protocol.get("_home", protocol["name"]) if shared else protocol["name"]
+    """Folder name of the protocol that owns a run: with a base, the base's for the data (method None), and for
+    the teacher and the cost measurement (`cost`, `cost/...`) when they are shared; the protocol's own for
+    everything else."""
+    if method is None:
+        return protocol.get("_home", protocol["name"])
+    if method == "teacher":
+        return protocol.get("_teacher_home", protocol["name"])
+    if method == "cost" or method.startswith("cost/"):
+        return protocol.get("_cost_home", protocol["name"])
+    return protocol["name"]
 
 
 def run_dir(protocol: dict, method: str, seed: int) -> Path:
@@ -266,11 +281,14 @@ def _claim(folder: Path) -> bool:
 
 def identical_record(protocol: dict, spec: dict, seed: int) -> Path | None:
     """A committed record of another method trained with exactly these settings and seed (e.g. the ablation
-    that a changed GISM default turned into the defaults), so that the same run is never trained twice."""
+    that a changed GISM default turned into the defaults), so that the same run is never trained twice. A
+    teacher-free run is also looked for in the base protocols, which share data and training arguments."""
     want = settings(spec)
-    for done in sorted((RESULTS / "distill_gain_runs" / protocol["name"]).glob(f"*/seed{seed}/metrics.json")):
-        if recorded_settings(json.loads(done.read_text())) == want:
-            return done.parent
+    teacher_free = spec.get("kind") == "plain" and "distill_model" not in spec
+    for name in [protocol["name"], *(protocol.get("_bases", []) if teacher_free else [])]:
+        for done in sorted((RESULTS / "distill_gain_runs" / name).glob(f"*/seed{seed}/metrics.json")):
+            if recorded_settings(json.loads(done.read_text())) == want:
+                return done.parent
     return None
 
 
@@ -373,7 +391,7 @@ COST_ORDER = ("vanilla", "gism", "gism", "vanilla")  # ABBA: a steady drift of t
 
 
 def cost_file(protocol: dict) -> Path:
-    return RESULTS / "distill_gain_runs" / home(protocol) / "cost.json"
+    return RESULTS / "distill_gain_runs" / home(protocol, "cost") / "cost.json"
 
 
 def time_matched_epochs(protocol: dict, seed: int) -> int | None:

@@ -266,3 +266,34 @@ def test_a_protocol_with_a_base_reports_the_base_teacher(gain, monkeypatch, tmp_
     found = gain.collect(longer)
     assert [r["map50_95"] for r in found["teacher"]] == [0.27] and [r["map50_95"] for r in found["vanilla"]] == [0.24]
     assert "cpu_long" in str(gain.record_dir(longer, "teacher", 0))
+
+
+def test_a_protocol_with_a_base_and_its_own_teacher_reuses_only_teacher_free_runs(gain, monkeypatch, tmp_path):
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(gain.subprocess, "run", lambda *a, **k: pytest.fail("nothing should be trained"))
+    base = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_converged.yaml"))
+    strong = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_strong_teacher.yaml"))
+    assert strong["data"] == base["data"] and strong["teacher"] != base["teacher"]
+    assert gain.home(strong) == gain.home(base) == "cpu_long"  # one copy of the data
+    assert gain.run_dir(strong, "teacher", 0) != gain.run_dir(base, "teacher", 0)  # its own, longer-trained teacher
+    assert gain.teacher_path(strong) != gain.teacher_path(base)
+    assert gain.cost_file(strong) == gain.cost_file(base)  # same architectures and GISM settings: same cost
+
+    spec = gain.specs(strong)
+    for method in ("vanilla", "gism"):  # the base's finished runs with this protocol's settings and seed
+        twin = gain.record_dir(base, method, 0)
+        twin.mkdir(parents=True)
+        (twin / "metrics.json").write_text(json.dumps({"map50_95": 0.24, "seed": 0, "epochs": 150, "method": method,
+                                                       "settings": gain.settings(spec[method])}))
+    got = gain.ensure(strong, "vanilla", 0, spec["vanilla"])
+    assert got["map50_95"] == 0.24 and got["reused_from"] == "distill_gain_runs/cpu_converged/vanilla/seed0"
+    assert (gain.record_dir(strong, "vanilla", 0) / "metrics.json").exists()
+    # GISM's settings leave the teacher's path out, so a twin in a protocol with another teacher is not the same run
+    assert gain.identical_record(strong, spec["gism"], 0) is None
+    assert gain.identical_record(base, spec["gism"], 0) is not None
+
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\nbase: cfg/distill_gain_cpu_converged.yaml\nteacher: {model: yolov8m.yaml, "
+                     "epochs: 5}\nstudent: {model: yolov8n.yaml, epochs: 5}\nseeds: [0]\n")
+    assert gain.home(gain.load_protocol(str(other)), "cost") == "other"  # another teacher architecture: own cost
