@@ -387,7 +387,7 @@ def _epoch_seconds(protocol: dict, method: str) -> float | None:
     return statistics.mean(times) if times else None
 
 
-COST_ORDER = ("vanilla", "gism", "gism", "vanilla")  # ABBA: a steady drift of the machine's speed cancels out
+COST_ORDER = ("vanilla", "gism", "gism", "vanilla")  # as recorded in cost.json; see _time_in_turn
 
 
 def cost_file(protocol: dict) -> Path:
@@ -414,37 +414,56 @@ def time_matched_epochs(protocol: dict, seed: int) -> int | None:
 
 
 def step_cost(protocol, command: str) -> dict:
-    """Measure GISM's epoch time relative to the vanilla student's for the time-matched run.
+    """Measure GISM's epoch time relative to the vanilla student's for the time-matched run, and that of each
+    method in the protocol's `cost_methods` (e.g. the built-in, or an ablation that runs the teacher less often)
+    for the budget comparison of bench/gain_frontier.py.
 
     Epoch times of the full runs are no good for this: they come from different sessions, on a machine whose speed
-    has varied threefold between sessions. Here short runs of each (`cost_epochs`, GISM distilling from the first
-    epoch) alternate in one process, so both are timed under the same conditions."""
+    has varied threefold between sessions. Here short runs of each (`cost_epochs`, distilling from the first
+    epoch) alternate with vanilla runs in one process, so both are timed under the same conditions. Methods
+    already measured are kept; only missing ones are timed."""
     out = cost_file(protocol)
-    if out.exists():
-        return json.loads(out.read_text())
-    if not teacher_ready(protocol, "cost"):
-        return {}
-    s, epochs = specs(protocol), protocol.get("cost_epochs", 2)
-    seconds = {"vanilla": [], "gism": []}
-    for i, method in enumerate(COST_ORDER):
-        spec = {**s[method], "epochs": epochs, **({"kd_warmup": 0} if method == "gism" else {})}
-        folder = run_dir(protocol, f"cost/{i}_{method}", 0)
-        if not (folder / "metrics.json").exists():
-            print(f"[distill_gain] cost {i + 1}/{len(COST_ORDER)}: {method}, {epochs} epochs -> {folder}", flush=True)
-            payload = json.dumps({"protocol": protocol["_file"], "method": f"cost/{i}_{method}", "seed": 0,
-                                  "spec": spec})
-            subprocess.run([sys.executable, __file__, "_one", payload], cwd=ROOT, check=True)
-        seconds[method].append(json.loads((folder / "metrics.json").read_text())["epoch_seconds"])
-    cost = {
-        "gism_vs_vanilla": statistics.mean(seconds["gism"]) / statistics.mean(seconds["vanilla"]),
-        "epoch_seconds": seconds, "order": list(COST_ORDER), "cost_epochs": epochs,
-        "command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "environment": environment(),
-    }
+    cost = json.loads(out.read_text()) if out.exists() else {}
+    missing = [m for m in protocol.get("cost_methods", []) if m not in cost.get("methods", {})]
+    if (cost and not missing) or not teacher_ready(protocol, "cost"):
+        return cost
+    epochs = cost.get("cost_epochs", protocol.get("cost_epochs", 2))
+    if not cost:
+        seconds = _time_in_turn(protocol, "gism", epochs, folder=lambda i, m: f"cost/{i}_{m}")
+        cost = {"gism_vs_vanilla": statistics.mean(seconds["gism"]) / statistics.mean(seconds["vanilla"]),
+                "epoch_seconds": seconds, "order": list(COST_ORDER), "cost_epochs": epochs, **_stamp(command)}
+        print(f"[distill_gain] GISM epoch = {cost['gism_vs_vanilla']:.3f} x vanilla epoch ({out})", flush=True)
+    for method in missing:
+        seconds = _time_in_turn(protocol, method, epochs, folder=lambda i, m: f"cost/{method}/{i}_{m}")
+        cost.setdefault("methods", {})[method] = {
+            "vs_vanilla": statistics.mean(seconds[method]) / statistics.mean(seconds["vanilla"]),
+            "epoch_seconds": seconds, "settings": settings(specs(protocol)[method]), **_stamp(command)}
+        print(f"[distill_gain] {method} epoch = {cost['methods'][method]['vs_vanilla']:.3f} x vanilla epoch",
+              flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(cost, indent=2) + "\n")
-    print(f"[distill_gain] GISM epoch = {cost['gism_vs_vanilla']:.3f} x vanilla epoch ({out})", flush=True)
     return cost
+
+
+def _time_in_turn(protocol, method: str, epochs: int, folder) -> dict[str, list[float]]:
+    """Epoch seconds of short vanilla and `method` runs in the order vanilla, method, method, vanilla (ABBA: a
+    steady drift of the machine's speed cancels out); `folder(i, name)` names each run (finished ones are kept)."""
+    s, seconds = specs(protocol), {"vanilla": [], method: []}
+    for i, name in enumerate(("vanilla", method, method, "vanilla")):
+        spec = {**s[name], "epochs": epochs, **({"kd_warmup": 0} if s[name]["kind"] == "gism" else {})}
+        run = folder(i, name)
+        done = run_dir(protocol, run, 0) / "metrics.json"
+        if not done.exists():
+            print(f"[distill_gain] cost {i + 1}/4: {name}, {epochs} epochs -> {done.parent}", flush=True)
+            payload = json.dumps({"protocol": protocol["_file"], "method": run, "seed": 0, "spec": spec})
+            subprocess.run([sys.executable, __file__, "_one", payload], cwd=ROOT, check=True)
+        seconds[name].append(json.loads(done.read_text())["epoch_seconds"])
+    return seconds
+
+
+def _stamp(command: str) -> dict:
+    return {"command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "environment": environment()}
 
 
 # ----- steps -----------------------------------------------------------------------------------

@@ -297,3 +297,37 @@ def test_a_protocol_with_a_base_and_its_own_teacher_reuses_only_teacher_free_run
     other.write_text("name: other\nbase: cfg/distill_gain_cpu_converged.yaml\nteacher: {model: yolov8m.yaml, "
                      "epochs: 5}\nstudent: {model: yolov8n.yaml, epochs: 5}\nseeds: [0]\n")
     assert gain.home(gain.load_protocol(str(other)), "cost") == "other"  # another teacher architecture: own cost
+
+
+def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(gain, monkeypatch, tmp_path):
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
+    protocol["cost_methods"] = ["ablation_kd_every4"]
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
+    monkeypatch.setattr(gain, "environment", lambda: {})
+    per_epoch = {"vanilla": [20.0, 24.0, 22.0, 26.0], "gism": [33.0, 37.0], "ablation_kd_every4": [27.0, 29.0]}
+    trained = []
+
+    def fake_run(args, **kwargs):  # one short run: its epoch time, in the order the runs are started
+        job = json.loads(args[-1])
+        name = "vanilla" if job["spec"]["kind"] == "plain" else "gism" if job["spec"] == {
+            **gain.specs(protocol)["gism"], "epochs": 2, "kd_warmup": 0} else "ablation_kd_every4"
+        trained.append((job["method"], name, job["spec"].get("kd_warmup")))
+        folder = gain.run_dir(protocol, job["method"], 0)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"epoch_seconds": per_epoch[name].pop(0)}))
+
+    monkeypatch.setattr(gain.subprocess, "run", fake_run)
+    cost = gain.step_cost(protocol, "cmd")
+    assert [name for _, name, _ in trained] == ["vanilla", "gism", "gism", "vanilla",
+                                                "vanilla", "ablation_kd_every4", "ablation_kd_every4", "vanilla"]
+    assert all(warmup == 0 for _, name, warmup in trained if name != "vanilla")  # distilling from the first epoch
+    assert cost["gism_vs_vanilla"] == pytest.approx((33 + 37) / 2 / ((20 + 24) / 2))
+    measured = cost["methods"]["ablation_kd_every4"]
+    assert measured["vs_vanilla"] == pytest.approx((27 + 29) / 2 / ((22 + 26) / 2))
+    assert measured["settings"]["gism"]["kd_every"] == 4
+    assert json.loads(gain.cost_file(protocol).read_text()) == cost
+
+    trained.clear()
+    assert gain.step_cost(protocol, "cmd") == cost and trained == []  # nothing missing: nothing timed again

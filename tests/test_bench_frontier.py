@@ -1,0 +1,74 @@
+"""The budget comparison: distilled runs against vanilla runs trained longer, on one axis of vanilla epochs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def frontier():
+    spec = importlib.util.spec_from_file_location("gain_frontier", ROOT / "bench" / "gain_frontier.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_frontier_is_interpolated_between_vanilla_runs_and_never_extrapolated(frontier):
+    points = [(100, 0.20), (150, 0.25), (50, 0.10)]
+    assert frontier.interpolate(points, 125) == pytest.approx(0.225)
+    assert frontier.interpolate(points, 50) == pytest.approx(0.10)
+    assert frontier.interpolate(points, 75) == pytest.approx(0.15)
+    assert frontier.interpolate(points, 151) is None and frontier.interpolate(points, 49) is None
+
+
+def _record(results, protocol, method, epochs, value, seed=0):
+    folder = results / "distill_gain_runs" / protocol / method / f"seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"map50_95": value, "seed": seed, "epochs": epochs,
+                                                     "method": method}))
+
+
+def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_the_headroom(frontier, monkeypatch,
+                                                                                            tmp_path):
+    monkeypatch.setattr(frontier.distill_gain, "RESULTS", tmp_path)
+    _record(tmp_path, "cpu_long", "teacher", 100, 0.27)
+    _record(tmp_path, "cpu_long", "vanilla", 100, 0.20)
+    _record(tmp_path, "cpu_long", "vanilla_time_matched", 150, 0.23)
+    _record(tmp_path, "cpu_long", "gism", 100, 0.22)
+    _record(tmp_path, "cpu_long", "ablation_kd_every4", 100, 0.21)
+    _record(tmp_path, "cpu_long", "ablation_assign_only", 100, 0.205)
+    _record(tmp_path, "cpu_long", "vanilla", 100, 0.90, seed=1)  # another seed: not on this seed-0 axis
+    _record(tmp_path, "cpu_converged", "vanilla", 150, 0.25)  # two runs at 150 epochs: their mean, 0.24
+    _record(tmp_path, "cpu_converged", "vanilla_time_matched", 200, 0.26)
+    _record(tmp_path, "cpu_converged", "gism", 150, 0.255)
+    (tmp_path / "distill_gain_runs" / "cpu_long" / "cost.json").write_text(json.dumps(
+        {"gism_vs_vanilla": 1.4, "methods": {"ablation_kd_every4": {"vs_vanilla": 1.1}}}))
+
+    protocols = frontier.load(["cfg/distill_gain_cpu_long.yaml", "cfg/distill_gain_cpu_converged.yaml"])
+    got = frontier.frontier(protocols)
+    assert [(v["epochs"], round(v["map50_95"], 4)) for v in got["vanilla"]] == [(100, 0.2), (150, 0.24), (200, 0.26)]
+    runs = {f"{r['protocol']}/{r['method']}": r for r in got["distilled"]}
+    # 100 epochs at 1.1x = 110 vanilla epochs, where the frontier is 0.20 + 0.04 * 10/50 = 0.208
+    assert runs["cpu_long/ablation_kd_every4"]["ahead_points"] == pytest.approx(100 * (0.21 - 0.208))
+    # 100 x 1.4 = 140: 0.20 + 0.04 * 40/50 = 0.232
+    assert runs["cpu_long/gism"]["ahead_points"] == pytest.approx(100 * (0.22 - 0.232))
+    # 150 x 1.4 = 210 lies beyond the longest vanilla run: no verdict rather than an extrapolated one
+    assert runs["cpu_converged/gism"]["ahead_points"] is None
+    assert [r["method"] for r in got["cost_not_measured"]] == ["ablation_assign_only"]
+    headroom = {t["student_epochs"]: t["headroom_points"] for t in got["teachers"]}
+    assert headroom[100] == pytest.approx(100 * (0.27 - 0.232)) and headroom[150] is None
+
+    report = {"command": "c", "protocols": ["a"], **got}
+    text = frontier.markdown_block(report)
+    assert "| cpu_long/gism | 100 | 100 | 1.40 | 140 | 0.2200 | 0.2320 | -1.20 |" in text
+    assert "| cpu_converged/gism | 100 | 150 | 1.40 | 210 | 0.2550 | outside the vanilla runs | – |" in text
+    assert "Runs above the frontier: 1 of 3 (cpu_long/ablation_kd_every4)." in text
+
+
+def test_protocols_with_another_recipe_do_not_share_the_axis(frontier):
+    with pytest.raises(ValueError, match="train_args differ from cfg/distill_gain_cpu_long.yaml"):
+        frontier.load(["cfg/distill_gain_cpu_long.yaml", "cfg/distill_gain_cpu_nbs64.yaml"])
