@@ -373,7 +373,24 @@ def specs(protocol: dict) -> dict[str, dict]:
         out[f"builtin_dis{dis:g}"] = {**out["builtin"], "dis": dis}
     for name, overrides in protocol.get("ablations", {}).items():
         out[f"ablation_{name}"] = {**out["gism"], **overrides}
+    for method in protocol.get("match_time", []):  # a vanilla run given that method's time, once its cost is measured
+        ratio = cost_ratio(json.loads(cost_file(protocol).read_text()), method) if cost_file(protocol).exists() else None
+        if ratio:
+            out[matched_name(method)] = {**out["vanilla"], "epochs": round(student["epochs"] * ratio)}
     return out
+
+
+def matched_name(method: str) -> str:
+    """The vanilla run given `method`'s wall-clock time (protocol key `match_time`)."""
+    return f"vanilla_time_matched_{method.removeprefix('ablation_')}"
+
+
+def cost_ratio(cost: dict, method: str) -> float | None:
+    """A method's epoch time in vanilla epochs from a cost measurement (steps=cost); None if never measured.
+    An entry among `methods` (timed beside the protocol's other methods, under the same load) comes before the
+    `gism_vs_vanilla` of the first measurement, which set the main time-matched run's epochs."""
+    measured = cost.get("methods", {}).get(method, {}).get("vs_vanilla")
+    return cost.get("gism_vs_vanilla") if measured is None and method == "gism" else measured
 
 
 def _epoch_seconds(protocol: dict, method: str) -> float | None:
@@ -497,14 +514,19 @@ def step_main(protocol, seeds, only: list[str] | None = None):
             ensure(protocol, "vanilla_time_matched", seed, {**s["vanilla"], "epochs": epochs})
 
 
-def step_ablations(protocol, only: list[str] | None = None):
+def step_ablations(protocol, only: list[str] | None = None, seeds: list[int] = (0,)):
+    """Ablations (seed 0 unless `seeds=` says otherwise), each followed by the vanilla run given its time where
+    the protocol's `match_time` asks for one."""
     s = specs(protocol)
     if not teacher_ready(protocol, "ablations"):
         return
     # GISM's own ablations first: they say which term helps or hurts; the built-in's dis sweep comes after
-    for name in [n for n in s if n.startswith("ablation_")] + [n for n in s if n.startswith("builtin_dis")]:
-        if only is None or name in only:
-            ensure(protocol, name, 0, s[name])
+    names = [n for n in s if n.startswith("ablation_")] + [n for n in s if n.startswith("builtin_dis")]
+    for seed in seeds:
+        for name in names:
+            for run in (name, matched_name(name)):
+                if run in s and (only is None or run in only):
+                    ensure(protocol, run, seed, s[run])
 
 
 def tune_pairs(protocol) -> list[tuple[float, float]]:
@@ -727,9 +749,30 @@ def ablation_lines(report) -> list[str]:
             changes = f"built-in, dis={m.removeprefix('builtin_dis')}"
         else:
             changes = ", ".join(f"{k}={v}" for k, v in ablations.get(m.removeprefix("ablation_"), {}).items()) or "–"
-        delta = f"{100 * (s['map50_95_mean'] - vanilla):+.2f}" if vanilla is not None else "–"
-        lines.append(f"| {m.removeprefix('ablation_')} | {changes} | {s['map50_95_mean']:.4f} | {delta} |")
-    return lines
+        value = next((r["map50_95"] for r in report["runs"].get(m, []) if r["seed"] == 0), s["map50_95_mean"])
+        delta = f"{100 * (value - vanilla):+.2f}" if vanilla is not None else "–"
+        lines.append(f"| {m.removeprefix('ablation_')} | {changes} | {value:.4f} | {delta} |")
+    return lines + matched_lines(report)
+
+
+def matched_lines(report) -> list[str]:
+    """Each method with a vanilla run given its time (`match_time`), seed by seed: the direct test of whether it
+    beats training longer."""
+    lines = []
+    for name in [m for m in report["runs"] if m.startswith("vanilla_time_matched_")]:
+        method = "ablation_" + name.removeprefix("vanilla_time_matched_")
+        ours = {r["seed"]: r["map50_95"] for r in report["runs"].get(method, [])}
+        longer = {r["seed"]: r for r in report["runs"][name]}
+        seeds = sorted(set(ours) & set(longer))
+        if not seeds:
+            continue
+        diffs = [100 * (ours[k] - longer[k]["map50_95"]) for k in seeds]
+        spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
+        lines.append(f"{method.removeprefix('ablation_')} against a vanilla student given its time "
+                     f"({longer[seeds[0]]['epochs']} epochs): " + ", ".join(
+                         f"seed {k} {ours[k]:.4f} vs {longer[k]['map50_95']:.4f}" for k in seeds)
+                     + f"; difference {statistics.mean(diffs):+.2f}{spread} points over {len(seeds)} seed(s).")
+    return [""] + lines if lines else []
 
 
 def convergence_line(report) -> str:
@@ -820,7 +863,7 @@ def main(argv: list[str]) -> None:
     if "main" in steps:
         step_main(protocol, seeds, only)
     if "ablations" in steps:
-        step_ablations(protocol, only)
+        step_ablations(protocol, only, seeds if "seeds" in args else [0])
     if "tune" in steps:
         step_tune(protocol, command)
     if "report" in steps:

@@ -32,7 +32,7 @@ from readme_block import replace_block  # noqa: E402
 DEFAULT_PROTOCOLS = ["cfg/distill_gain_cpu.yaml", "cfg/distill_gain_cpu_long.yaml",
                      "cfg/distill_gain_cpu_converged.yaml", "cfg/distill_gain_cpu_strong_teacher.yaml"]
 SHARED = (*distill_gain.BASE_KEYS, "student_model")
-VANILLA = ("vanilla", "vanilla_time_matched")
+VANILLA = "vanilla"  # vanilla, vanilla_time_matched, vanilla_time_matched_<method>: students without a teacher
 NOT_RUNS = ("teacher", "builtin_tuned")  # the teacher is the headroom, builtin_tuned repeats a builtin_dis* run
 SEED = 0
 
@@ -54,13 +54,6 @@ def _recipe(protocol: dict) -> dict:
     return {**{k: protocol.get(k) for k in distill_gain.BASE_KEYS}, "student_model": protocol["student"]["model"]}
 
 
-def cost_ratio(cost: dict, method: str) -> float | None:
-    """A method's epoch time in vanilla epochs, from its protocol's cost measurement; None if never measured."""
-    if method == "gism":
-        return cost.get("gism_vs_vanilla")
-    return cost.get("methods", {}).get(method, {}).get("vs_vanilla")
-
-
 def interpolate(points: list[tuple[float, float]], x: float) -> float | None:
     """Piecewise-linear value at x between the (x, y) points; None outside their range."""
     points = sorted(points)
@@ -74,25 +67,28 @@ def interpolate(points: list[tuple[float, float]], x: float) -> float | None:
 
 def frontier(protocols: list[dict]) -> dict:
     """Vanilla runs by epochs, distilled runs with their budget and distance to the frontier, teacher headroom."""
-    vanilla, distilled, unmeasured, teachers = {}, [], [], []
+    vanilla, distilled, unmeasured, teachers, cost_files = {}, [], [], [], []
     for protocol in protocols:
         found = distill_gain.collect(protocol)
         cost_file = distill_gain.cost_file(protocol)
         cost = json.loads(cost_file.read_text()) if cost_file.exists() else {}
-        for method in VANILLA:
-            for record in found.get(method, []):
+        shown = f"bench/results/{cost_file.relative_to(distill_gain.RESULTS)}"
+        if cost and shown not in cost_files:
+            cost_files.append(shown)
+        for method in [m for m in found if m.startswith(VANILLA)]:
+            for record in found[method]:
                 if record["seed"] == SEED:  # a run reused by another protocol is the same run: counted once
                     source = record.get("reused_from") or f"{protocol['name']}/{method}"
                     vanilla.setdefault(record["epochs"], {})[source.split("/seed")[0]] = record["map50_95"]
         for record in found.get("teacher", []):
             teachers.append({"protocol": protocol["name"], "model": protocol["teacher"]["model"],
                              "epochs": record["epochs"], "map50_95": record["map50_95"],
-                             "gism_cost": cost_ratio(cost, "gism"), "student_epochs": protocol["student"]["epochs"]})
+                             "gism_cost": distill_gain.cost_ratio(cost, "gism"), "student_epochs": protocol["student"]["epochs"]})
         for method, records in found.items():
             for record in records:
-                if method in (*VANILLA, *NOT_RUNS) or record["seed"] != SEED:
+                if method.startswith(VANILLA) or method in NOT_RUNS or record["seed"] != SEED:
                     continue
-                ratio = cost_ratio(cost, method)
+                ratio = distill_gain.cost_ratio(cost, method)
                 entry = {"protocol": protocol["name"], "method": method, "epochs": record["epochs"],
                          "map50_95": record["map50_95"], "teacher_epochs": protocol["teacher"]["epochs"]}
                 (distilled if ratio else unmeasured).append({**entry, "cost": ratio})
@@ -114,6 +110,7 @@ def frontier(protocols: list[dict]) -> dict:
         "vanilla": [{"epochs": epochs, **value} for epochs, value in vanilla.items()],
         "distilled": sorted(distilled, key=lambda r: r["budget_epochs"]),
         "cost_not_measured": unmeasured,
+        "cost_files": cost_files,
         "teachers": teachers,
     }
 
@@ -131,8 +128,9 @@ def markdown_block(report: dict) -> str:
         ahead = f"{r['ahead_points']:+.2f}" if r["ahead_points"] is not None else "–"
         lines.append(f"| {r['protocol']}/{r['method']} | {r['teacher_epochs']} | {r['epochs']} | {r['cost']:.2f} | "
                      f"{r['budget_epochs']:.0f} | {r['map50_95']:.4f} | {at} | {ahead} |")
+    lines += ["", "Epoch costs from " + ", ".join(f"[`{f}`]({f})" for f in report["cost_files"]) + "."]
     beaten = [r for r in report["distilled"] if (r["ahead_points"] or 0) > 0]
-    lines += ["", f"Runs above the frontier: {len(beaten)} of {len(report['distilled'])}"
+    lines += [f"Runs above the frontier: {len(beaten)} of {len(report['distilled'])}"
               + (f" ({', '.join(r['protocol'] + '/' + r['method'] for r in beaten)})" if beaten else "") + "."]
     for t in report["teachers"]:
         if t["headroom_points"] is not None:

@@ -63,6 +63,7 @@ def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_
     assert headroom[100] == pytest.approx(100 * (0.27 - 0.232)) and headroom[150] is None
 
     report = {"command": "c", "protocols": ["a"], **got}
+    assert got["cost_files"] == ["bench/results/distill_gain_runs/cpu_long/cost.json"]
     text = frontier.markdown_block(report)
     assert "| cpu_long/gism | 100 | 100 | 1.40 | 140 | 0.2200 | 0.2320 | -1.20 |" in text
     assert "| cpu_converged/gism | 100 | 150 | 1.40 | 210 | 0.2550 | outside the vanilla runs | – |" in text
@@ -72,3 +73,10 @@ def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_
 def test_protocols_with_another_recipe_do_not_share_the_axis(frontier):
     with pytest.raises(ValueError, match="train_args differ from cfg/distill_gain_cpu_long.yaml"):
         frontier.load(["cfg/distill_gain_cpu_long.yaml", "cfg/distill_gain_cpu_nbs64.yaml"])
+
+
+def test_gism_cost_timed_beside_the_other_methods_comes_first(frontier):
+    cost = {"gism_vs_vanilla": 1.5, "methods": {"builtin": {"vs_vanilla": 1.7}}}
+    assert frontier.distill_gain.cost_ratio(cost, "gism") == 1.5 and frontier.distill_gain.cost_ratio(cost, "builtin") == 1.7
+    cost["methods"]["gism"] = {"vs_vanilla": 1.4}
+    assert frontier.distill_gain.cost_ratio(cost, "gism") == 1.4 and frontier.distill_gain.cost_ratio(cost, "ablation_x") is None

@@ -331,3 +331,25 @@ def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(g
 
     trained.clear()
     assert gain.step_cost(protocol, "cmd") == cost and trained == []  # nothing missing: nothing timed again
+
+
+def test_a_method_is_compared_seed_by_seed_with_the_vanilla_run_given_its_time(gain, monkeypatch, tmp_path):
+    monkeypatch.setattr(gain, "RESULTS", tmp_path)
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
+    cost = gain.cost_file(protocol)
+    cost.parent.mkdir(parents=True)
+    cost.write_text(json.dumps({"gism_vs_vanilla": 1.5, "methods": {"ablation_kd_every4": {"vs_vanilla": 1.077}}}))
+    spec = gain.specs(protocol)
+    assert spec["vanilla_time_matched_kd_every4"] == {**spec["vanilla"], "epochs": 108}  # round(100 x 1.077)
+
+    report = _report([0.1] * 20)
+    report["runs"].update({
+        "ablation_kd_every4": [{"seed": 0, "map50_95": 0.223}, {"seed": 1, "map50_95": 0.220}],
+        "vanilla_time_matched_kd_every4": [{"seed": 0, "map50_95": 0.219, "epochs": 108},
+                                           {"seed": 1, "map50_95": 0.221, "epochs": 108},
+                                           {"seed": 2, "map50_95": 0.3, "epochs": 108}]})  # seed 2: no twin yet
+    report["all_methods"]["ablation_kd_every4"] = {"map50_95_mean": 0.2215, "map50_95_std": 0.002, "seeds": [0, 1]}
+    text = gain.readme_section(report)
+    assert ("kd_every4 against a vanilla student given its time (108 epochs): seed 0 0.2230 vs 0.2190, "
+            "seed 1 0.2200 vs 0.2210; difference +0.15 ± 0.35 points over 2 seed(s).") in text
+    assert "| kd_every4 | – | 0.2230 | +12.30 |" in text  # the ablation table stays seed 0 (vanilla seed 0: 0.1)
