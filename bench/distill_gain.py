@@ -374,7 +374,7 @@ def specs(protocol: dict) -> dict[str, dict]:
     for name, overrides in protocol.get("ablations", {}).items():
         out[f"ablation_{name}"] = {**out["gism"], **overrides}
     for method in protocol.get("match_time", []):  # a vanilla run given that method's time, once its cost is measured
-        ratio = cost_ratio(json.loads(cost_file(protocol).read_text()), method) if cost_file(protocol).exists() else None
+        ratio = cost_ratio(protocol, method)
         if ratio:
             out[matched_name(method)] = {**out["vanilla"], "epochs": round(student["epochs"] * ratio)}
     return out
@@ -385,10 +385,14 @@ def matched_name(method: str) -> str:
     return f"vanilla_time_matched_{method.removeprefix('ablation_')}"
 
 
-def cost_ratio(cost: dict, method: str) -> float | None:
-    """A method's epoch time in vanilla epochs from a cost measurement (steps=cost); None if never measured.
-    An entry among `methods` (timed beside the protocol's other methods, under the same load) comes before the
-    `gism_vs_vanilla` of the first measurement, which set the main time-matched run's epochs."""
+def cost_ratio(protocol: dict, method: str) -> float | None:
+    """A method's epoch time in vanilla epochs from the protocol's cost measurement (steps=cost); None if never
+    measured. The protocol's `cost_as` names, for a method that computes exactly what another does (e.g. the same
+    kd_every at another kd_gain), the measured method it costs the same as. An entry among `methods` (timed
+    beside the protocol's other methods, under the same load) comes before the `gism_vs_vanilla` of the first
+    measurement, which set the main time-matched run's epochs."""
+    cost = json.loads(cost_file(protocol).read_text()) if cost_file(protocol).exists() else {}
+    method = protocol.get("cost_as", {}).get(method, method)
     measured = cost.get("methods", {}).get(method, {}).get("vs_vanilla")
     return cost.get("gism_vs_vanilla") if measured is None and method == "gism" else measured
 

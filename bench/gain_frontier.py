@@ -71,9 +71,8 @@ def frontier(protocols: list[dict]) -> dict:
     for protocol in protocols:
         found = distill_gain.collect(protocol)
         cost_file = distill_gain.cost_file(protocol)
-        cost = json.loads(cost_file.read_text()) if cost_file.exists() else {}
         shown = f"bench/results/{cost_file.relative_to(distill_gain.RESULTS)}"
-        if cost and shown not in cost_files:
+        if cost_file.exists() and shown not in cost_files:
             cost_files.append(shown)
         for method in [m for m in found if m.startswith(VANILLA)]:
             for record in found[method]:
@@ -83,12 +82,12 @@ def frontier(protocols: list[dict]) -> dict:
         for record in found.get("teacher", []):
             teachers.append({"protocol": protocol["name"], "model": protocol["teacher"]["model"],
                              "epochs": record["epochs"], "map50_95": record["map50_95"],
-                             "gism_cost": distill_gain.cost_ratio(cost, "gism"), "student_epochs": protocol["student"]["epochs"]})
+                             "gism_cost": distill_gain.cost_ratio(protocol, "gism"), "student_epochs": protocol["student"]["epochs"]})
         for method, records in found.items():
             for record in records:
                 if method.startswith(VANILLA) or method in NOT_RUNS or record["seed"] != SEED:
                     continue
-                ratio = distill_gain.cost_ratio(cost, method)
+                ratio = distill_gain.cost_ratio(protocol, method)
                 entry = {"protocol": protocol["name"], "method": method, "epochs": record["epochs"],
                          "map50_95": record["map50_95"], "teacher_epochs": protocol["teacher"]["epochs"]}
                 (distilled if ratio else unmeasured).append({**entry, "cost": ratio})

@@ -75,8 +75,16 @@ def test_protocols_with_another_recipe_do_not_share_the_axis(frontier):
         frontier.load(["cfg/distill_gain_cpu_long.yaml", "cfg/distill_gain_cpu_nbs64.yaml"])
 
 
-def test_gism_cost_timed_beside_the_other_methods_comes_first(frontier):
+def test_gism_cost_timed_beside_the_other_methods_comes_first(frontier, monkeypatch, tmp_path):
+    gain = frontier.distill_gain
+    monkeypatch.setattr(gain, "RESULTS", tmp_path)
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
     cost = {"gism_vs_vanilla": 1.5, "methods": {"builtin": {"vs_vanilla": 1.7}}}
-    assert frontier.distill_gain.cost_ratio(cost, "gism") == 1.5 and frontier.distill_gain.cost_ratio(cost, "builtin") == 1.7
+    gain.cost_file(protocol).parent.mkdir(parents=True)
+    gain.cost_file(protocol).write_text(json.dumps(cost))
+    assert gain.cost_ratio(protocol, "gism") == 1.5 and gain.cost_ratio(protocol, "builtin") == 1.7
     cost["methods"]["gism"] = {"vs_vanilla": 1.4}
-    assert frontier.distill_gain.cost_ratio(cost, "gism") == 1.4 and frontier.distill_gain.cost_ratio(cost, "ablation_x") is None
+    gain.cost_file(protocol).write_text(json.dumps(cost))
+    assert gain.cost_ratio(protocol, "gism") == 1.4 and gain.cost_ratio(protocol, "ablation_x") is None
+    protocol["cost_as"] = {"ablation_x": "builtin"}  # declared to compute exactly what the built-in does
+    assert gain.cost_ratio(protocol, "ablation_x") == 1.7
