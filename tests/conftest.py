@@ -6,6 +6,7 @@ YOLO_OFFLINE is set before Ultralytics is imported.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 TINY_NAMES = {0: "car", 1: "bus", 2: "person"}
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def _draw_tiny_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
@@ -85,3 +87,26 @@ def trained_model(tiny_data, tmp_path_factory) -> Path:
 def trained_teacher(trained_model) -> Path:
     """The distillation tests' teacher: the trained yolov8s (bigger channels than the yolov8n student)."""
     return trained_model
+
+
+def _bench_script(name: str):
+    """A bench/ script imported as a module: the scripts are not a package, yet their helpers have tests."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def gain():
+    return _bench_script("distill_gain")
+
+
+@pytest.fixture(scope="module")
+def frontier():
+    return _bench_script("gain_frontier")
+
+
+@pytest.fixture(scope="module")
+def video_fps_bench():
+    return _bench_script("video_fps")

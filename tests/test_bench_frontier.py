@@ -1,20 +1,11 @@
 """The budget comparison: distilled runs against vanilla runs trained longer, on one axis of vanilla epochs."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def frontier():
-    spec = importlib.util.spec_from_file_location("gain_frontier", ROOT / "bench" / "gain_frontier.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_frontier_is_interpolated_between_vanilla_runs_and_never_extrapolated(frontier):

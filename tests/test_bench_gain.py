@@ -1,20 +1,11 @@
 """The gain benchmark's report plumbing: the README section is written from the report and nothing else."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def gain():
-    spec = importlib.util.spec_from_file_location("distill_gain", ROOT / "bench" / "distill_gain.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _report(vanilla_curve, complete=False):
