@@ -97,8 +97,14 @@ def frontier(protocols: list[dict]) -> dict:
     for run in distilled:
         run["budget_epochs"] = run["epochs"] * run["cost"]
         run["vanilla_at_budget"] = interpolate(points, run["budget_epochs"])
+        run["vanilla_at_epochs"] = interpolate(points, run["epochs"])
         run["ahead_points"] = (None if run["vanilla_at_budget"] is None
                                else 100 * (run["map50_95"] - run["vanilla_at_budget"]))
+        # the two halves of the verdict: what the teacher gave, and what the same extra time gives without one
+        run["gain_at_equal_epochs_points"] = (None if run["vanilla_at_epochs"] is None
+                                              else 100 * (run["map50_95"] - run["vanilla_at_epochs"]))
+        run["extra_time_buys_points"] = (None if None in (run["vanilla_at_budget"], run["vanilla_at_epochs"])
+                                         else 100 * (run["vanilla_at_budget"] - run["vanilla_at_epochs"]))
     for teacher in teachers:
         budget = teacher["student_epochs"] * teacher["gism_cost"] if teacher["gism_cost"] else None
         at = interpolate(points, budget) if budget else None
@@ -121,12 +127,15 @@ def markdown_block(report: dict) -> str:
              "", "Training longer, no teacher (the frontier): " + ", ".join(
                  f"{v['epochs']} epochs {v['map50_95']:.4f}" for v in report["vanilla"]) + ".", "",
              "| run | teacher epochs | epochs | epoch cost (× vanilla) | budget (vanilla epochs) | mAP50-95 | "
-             "vanilla at that budget | ahead of training longer (points) |", "|---|---|---|---|---|---|---|---|"]
+             "vanilla at that budget | gain over vanilla at equal epochs | what the extra time buys vanilla | "
+             "ahead of training longer (points) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    points = lambda value: f"{value:+.2f}" if value is not None else "–"  # noqa: E731
     for r in report["distilled"]:
         at = f"{r['vanilla_at_budget']:.4f}" if r["vanilla_at_budget"] is not None else "outside the vanilla runs"
-        ahead = f"{r['ahead_points']:+.2f}" if r["ahead_points"] is not None else "–"
         lines.append(f"| {r['protocol']}/{r['method']} | {r['teacher_epochs']} | {r['epochs']} | {r['cost']:.2f} | "
-                     f"{r['budget_epochs']:.0f} | {r['map50_95']:.4f} | {at} | {ahead} |")
+                     f"{r['budget_epochs']:.0f} | {r['map50_95']:.4f} | {at} | "
+                     f"{points(r['gain_at_equal_epochs_points'])} | {points(r['extra_time_buys_points'])} | "
+                     f"{points(r['ahead_points'])} |")
     lines += ["", "Epoch costs from " + ", ".join(f"[`{f}`]({f})" for f in report["cost_files"]) + "."]
     beaten = [r for r in report["distilled"] if (r["ahead_points"] or 0) > 0]
     lines += [f"Runs above the frontier: {len(beaten)} of {len(report['distilled'])}"
