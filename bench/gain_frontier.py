@@ -77,12 +77,13 @@ def frontier(protocols: list[dict]) -> dict:
         for method in [m for m in found if m.startswith(VANILLA)]:
             for record in found[method]:
                 if record["seed"] == SEED:  # a run reused by another protocol is the same run: counted once
-                    source = record.get("reused_from") or f"{protocol['name']}/{method}"
-                    vanilla.setdefault(record["epochs"], {})[source.split("/seed")[0]] = record["map50_95"]
+                    source = record.get("reused_from") or f"distill_gain_runs/{protocol['name']}/{method}/seed{SEED}"
+                    vanilla.setdefault(record["epochs"], {})[source] = record["map50_95"]
         for record in found.get("teacher", []):
             teachers.append({"protocol": protocol["name"], "model": protocol["teacher"]["model"],
                              "epochs": record["epochs"], "map50_95": record["map50_95"],
-                             "gism_cost": distill_gain.cost_ratio(protocol, "gism"), "student_epochs": protocol["student"]["epochs"]})
+                             "gism_cost": distill_gain.cost_ratio(protocol, "gism"),
+                             "student_epochs": protocol["student"]["epochs"]})
         for method, records in found.items():
             for record in records:
                 if method.startswith(VANILLA) or method in NOT_RUNS or record["seed"] != SEED:
@@ -95,16 +96,7 @@ def frontier(protocols: list[dict]) -> dict:
                for epochs, runs in sorted(vanilla.items())}
     points = [(epochs, value["map50_95"]) for epochs, value in vanilla.items()]
     for run in distilled:
-        run["budget_epochs"] = run["epochs"] * run["cost"]
-        run["vanilla_at_budget"] = interpolate(points, run["budget_epochs"])
-        run["vanilla_at_epochs"] = interpolate(points, run["epochs"])
-        run["ahead_points"] = (None if run["vanilla_at_budget"] is None
-                               else 100 * (run["map50_95"] - run["vanilla_at_budget"]))
-        # the two halves of the verdict: what the teacher gave, and what the same extra time gives without one
-        run["gain_at_equal_epochs_points"] = (None if run["vanilla_at_epochs"] is None
-                                              else 100 * (run["map50_95"] - run["vanilla_at_epochs"]))
-        run["extra_time_buys_points"] = (None if None in (run["vanilla_at_budget"], run["vanilla_at_epochs"])
-                                         else 100 * (run["vanilla_at_budget"] - run["vanilla_at_epochs"]))
+        place(run, points)
     for teacher in teachers:
         budget = teacher["student_epochs"] * teacher["gism_cost"] if teacher["gism_cost"] else None
         at = interpolate(points, budget) if budget else None
@@ -118,6 +110,20 @@ def frontier(protocols: list[dict]) -> dict:
         "cost_files": cost_files,
         "teachers": teachers,
     }
+
+
+def place(run: dict, points: list[tuple[float, float]]) -> None:
+    """A distilled run's budget, its distance to the frontier there, and the two halves of that verdict: what the
+    teacher gave at equal epochs, and what the same extra time gives a vanilla student without one (points)."""
+    def points_between(high, low):
+        return None if high is None or low is None else 100 * (high - low)
+
+    run["budget_epochs"] = run["epochs"] * run["cost"]
+    run["vanilla_at_budget"] = interpolate(points, run["budget_epochs"])
+    run["vanilla_at_epochs"] = interpolate(points, run["epochs"])
+    run["ahead_points"] = points_between(run["map50_95"], run["vanilla_at_budget"])
+    run["gain_at_equal_epochs_points"] = points_between(run["map50_95"], run["vanilla_at_epochs"])
+    run["extra_time_buys_points"] = points_between(run["vanilla_at_budget"], run["vanilla_at_epochs"])
 
 
 def markdown_block(report: dict) -> str:

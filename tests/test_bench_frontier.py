@@ -35,6 +35,10 @@ def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_
     _record(tmp_path, "cpu_long", "vanilla", 100, 0.90, seed=1)  # another seed: not on this seed-0 axis
     _record(tmp_path, "cpu_converged", "vanilla", 150, 0.25)  # two runs at 150 epochs: their mean, 0.24
     _record(tmp_path, "cpu_converged", "vanilla_time_matched", 200, 0.26)
+    reused = tmp_path / "distill_gain_runs" / "cpu_converged" / "vanilla_time_matched_x" / "seed0" / "metrics.json"
+    reused.parent.mkdir(parents=True)  # a copy of cpu_long's 150-epoch run, as `base:` reuse writes it
+    reused.write_text(json.dumps({"map50_95": 0.23, "seed": 0, "epochs": 150, "method": "vanilla_time_matched_x",
+                                  "reused_from": "distill_gain_runs/cpu_long/vanilla_time_matched/seed0"}))
     _record(tmp_path, "cpu_converged", "gism", 150, 0.255)
     (tmp_path / "distill_gain_runs" / "cpu_long" / "cost.json").write_text(json.dumps(
         {"gism_vs_vanilla": 1.4, "methods": {"ablation_kd_every4": {"vs_vanilla": 1.1}}}))
@@ -42,6 +46,7 @@ def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_
     protocols = frontier.load(["cfg/distill_gain_cpu_long.yaml", "cfg/distill_gain_cpu_converged.yaml"])
     got = frontier.frontier(protocols)
     assert [(v["epochs"], round(v["map50_95"], 4)) for v in got["vanilla"]] == [(100, 0.2), (150, 0.24), (200, 0.26)]
+    assert len(got["vanilla"][1]["runs"]) == 2  # the reused copy is the same run, counted once
     runs = {f"{r['protocol']}/{r['method']}": r for r in got["distilled"]}
     # 100 epochs at 1.1x = 110 vanilla epochs, where the frontier is 0.20 + 0.04 * 10/50 = 0.208
     assert runs["cpu_long/ablation_kd_every4"]["ahead_points"] == pytest.approx(100 * (0.21 - 0.208))
