@@ -518,7 +518,7 @@ def step_main(protocol, seeds, only: list[str] | None = None):
             ensure(protocol, "vanilla_time_matched", seed, {**s["vanilla"], "epochs": epochs})
 
 
-def step_ablations(protocol, only: list[str] | None = None, seeds: list[int] = (0,)):
+def step_ablations(protocol, only: list[str] | None = None, seeds: list[int] | tuple[int, ...] = (0,)):
     """Ablations (seed 0 unless `seeds=` says otherwise), each followed by the vanilla run given its time where
     the protocol's `match_time` asks for one."""
     s = specs(protocol)
