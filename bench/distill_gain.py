@@ -763,10 +763,9 @@ def matched_lines(report) -> list[str]:
     """Each method with a vanilla run given its time (`match_time`), seed by seed: the direct test of whether it
     beats training longer."""
     lines = []
-    for name in [m for m in report["runs"] if m.startswith("vanilla_time_matched_")]:
-        method = "ablation_" + name.removeprefix("vanilla_time_matched_")
+    for method in report["protocol"].get("match_time", []):
         ours = {r["seed"]: r["map50_95"] for r in report["runs"].get(method, [])}
-        longer = {r["seed"]: r for r in report["runs"][name]}
+        longer = {r["seed"]: r for r in report["runs"].get(matched_name(method), [])}
         seeds = sorted(set(ours) & set(longer))
         if not seeds:
             continue

@@ -334,6 +334,7 @@ def test_a_method_is_compared_seed_by_seed_with_the_vanilla_run_given_its_time(g
     assert spec["vanilla_time_matched_kd_every4"] == {**spec["vanilla"], "epochs": 108}  # round(100 x 1.077)
 
     report = _report([0.1] * 20)
+    report["protocol"]["match_time"] = ["ablation_kd_every4"]
     report["runs"].update({
         "ablation_kd_every4": [{"seed": 0, "map50_95": 0.223}, {"seed": 1, "map50_95": 0.220}],
         "vanilla_time_matched_kd_every4": [{"seed": 0, "map50_95": 0.219, "epochs": 108},
