@@ -66,7 +66,20 @@ def load_protocol(path: str) -> dict:
         protocol["_cost_home"] = base.get("_cost_home", base["name"]) if same_cost else protocol["name"]
         protocol["_bases"] = [base["name"], *base.get("_bases", [])]
     protocol["_file"] = str(path)
+    _check_match_time(protocol, path)
     return protocol
+
+
+def _check_match_time(protocol: dict, path) -> None:
+    """`match_time` is run by steps=ablations, so it may name only the ablations and built-in dis runs; GISM already
+    has its time-matched run among the main methods (`vanilla_time_matched`)."""
+    allowed = [f"ablation_{name}" for name in protocol.get("ablations", {})]
+    allowed += [f"builtin_dis{dis:g}" for dis in protocol.get("builtin_sweep", [])]
+    wrong = [m for m in protocol.get("match_time", []) if m not in allowed]
+    if wrong:
+        raise ValueError(f"{path}: match_time names {wrong}, which steps=ablations never runs; it may name "
+                         f"{allowed or 'the ablations and builtin_sweep runs, and this protocol has none'} "
+                         f"(gism's time-matched run is the main method vanilla_time_matched)")
 
 
 def home(protocol: dict, method: str | None = None) -> str:

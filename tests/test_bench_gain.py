@@ -290,6 +290,18 @@ def test_a_protocol_with_a_base_and_its_own_teacher_reuses_only_teacher_free_run
     assert gain.home(gain.load_protocol(str(other)), "cost") == "other"  # another teacher architecture: own cost
 
 
+def test_match_time_may_only_name_runs_that_steps_ablations_trains(gain, tmp_path):
+    protocol = tmp_path / "p.yaml"
+    head = "name: p\nstudent: {model: yolov8n.yaml, epochs: 5}\nseeds: [0]\nablations: {kd_every4: {kd_every: 4}}\n"
+    protocol.write_text(head + "match_time: [ablation_kd_every4]\n")
+    assert gain.load_protocol(str(protocol))["match_time"] == ["ablation_kd_every4"]
+    for wrong in ("gism", "ablation_kd_every8"):
+        protocol.write_text(head + f"match_time: [{wrong}]\n")
+        with pytest.raises(ValueError, match=rf"match_time names \['{wrong}'\], which steps=ablations never runs; "
+                                             r"it may name \['ablation_kd_every4'\]"):
+            gain.load_protocol(str(protocol))
+
+
 def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(gain, monkeypatch, tmp_path):
     protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
     protocol["cost_methods"] = ["ablation_kd_every4"]
