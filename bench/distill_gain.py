@@ -583,7 +583,7 @@ def step_tune(protocol, command: str) -> dict | None:
         name = f"T{pair[0]:g}_a{pair[1]:g}"
         record, done = records / name, root / name / "tune_result.json"
         stored = json.loads((record / "tune_result.json").read_text()) if (record / "tune_result.json").exists() else None
-        if stored and stored.get("settings") == tune_settings(protocol, pair):
+        if stored and recorded_settings(stored) == tune_settings(protocol, pair):  # keys added since: defaults
             done.parent.mkdir(parents=True, exist_ok=True)
             done.write_text(json.dumps(stored))
             continue

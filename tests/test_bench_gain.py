@@ -221,6 +221,13 @@ def test_tune_sweep_is_recorded_per_pair_and_reused_until_its_settings_change(ga
     trained.clear()
     gain.step_tune(protocol, "again")
     assert trained == []
+    older = record / "tune_result.json"  # a record from before a GISM key existed: the key's default is assumed
+    stored = json.loads(older.read_text())
+    del stored["settings"]["gism"]["kd_every"]
+    older.write_text(json.dumps(stored))
+    shutil.rmtree(gain.RUNS)
+    gain.step_tune(protocol, "again")
+    assert trained == []
     protocol["gism"] = {"kd_gain": 2.0}  # another GISM default: the old sweep no longer describes it
     gain.step_tune(protocol, "again")
     assert trained == [(1.0, 0.5, 2), (3.0, 0.5, 2)]
