@@ -10,6 +10,8 @@ distillation, on the same data, schedule and seeds.
                                                         # the time-matched vanilla's epochs
     python bench/distill_gain.py steps=tune              # `yolo-gism tune` over the protocol's T x alpha grid
     touch bench/runs/distill_gain/cpu/STOP               # processes finish their current runs, start no more
+    python bench/distill_gain.py steps=teacher device=0  # on a GPU (AMP, 8 loader workers); the device is
+                                                        # recorded, not part of the run's settings
 
 Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>, not committed); a
 finished run's metrics.json and results.csv are copied to bench/results/distill_gain_runs/ (committed) and
@@ -68,6 +70,15 @@ def load_protocol(path: str) -> dict:
     protocol["_file"] = str(path)
     _check_match_time(protocol, path)
     return protocol
+
+
+def on_device(protocol: dict, device: str) -> dict:
+    """The protocol with its runs trained on another device (`device=0`: e.g. the teacher on a GPU when one is
+    lent), with AMP and loader workers as Ultralytics uses them there. The device is not part of a run's settings,
+    so a teacher trained on a GPU is the protocol's teacher; its metrics.json says where it was trained."""
+    gpu = str(device) != "cpu"
+    train_args = {**protocol.get("train_args", {}), "amp": gpu, "workers": 8 if gpu else 0}
+    return {**protocol, "device": device, "train_args": train_args, "_device": str(device)}
 
 
 def _check_match_time(protocol: dict, path) -> None:
@@ -215,8 +226,17 @@ def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
             model.train(**common, **extra)
     metrics = detailed_metrics(folder / "weights" / "best.pt", data, protocol["imgsz"])
     metrics.update(_curve(folder / "results.csv"), method=method, seed=seed, epochs=epochs,
-                   wall_seconds_this_call=round(time.time() - started, 1), settings=trained_with)
+                   wall_seconds_this_call=round(time.time() - started, 1), settings=trained_with,
+                   device=_device_name(protocol["device"]))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def _device_name(device) -> str:
+    import torch
+
+    if str(device) == "cpu":
+        return "cpu"
+    return f"cuda:{device} ({torch.cuda.get_device_name(int(device))})"
 
 
 def _use_threads(model, threads: int | None) -> None:
@@ -351,7 +371,8 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
             return None
         try:
             print(f"[distill_gain] {method} seed {seed} -> {folder}", flush=True)
-            payload = json.dumps({"protocol": protocol["_file"], "method": method, "seed": seed, "spec": spec})
+            payload = json.dumps({"protocol": protocol["_file"], "method": method, "seed": seed, "spec": spec,
+                                  "device": protocol.get("_device")})
             result = subprocess.run([sys.executable, __file__, "_one", payload], cwd=ROOT)
         finally:
             (folder.parent / f".{folder.name}.lock").unlink(missing_ok=True)
@@ -857,10 +878,13 @@ def plot(report, path: Path) -> None:
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "_one":
         job = json.loads(argv[1])
-        train_one(load_protocol(job["protocol"]), job["method"], job["seed"], dict(job["spec"]))
+        protocol = load_protocol(job["protocol"])
+        protocol = on_device(protocol, job["device"]) if job.get("device") else protocol
+        train_one(protocol, job["method"], job["seed"], dict(job["spec"]))
         return
     args = dict(a.split("=", 1) for a in argv)
     protocol = load_protocol(args.get("protocol", str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
+    protocol = on_device(protocol, args["device"]) if "device" in args else protocol
     seeds = [int(s) for s in args["seeds"].split(",")] if "seeds" in args else protocol["seeds"]
     steps = args.get("steps", "teacher,cost,main,ablations,tune,report").split(",")
     command = " ".join(["python bench/distill_gain.py", *argv])

@@ -364,3 +364,16 @@ def test_a_method_is_compared_seed_by_seed_with_the_vanilla_run_given_its_time(g
     assert ("kd_every4 against a vanilla student given its time (108 epochs): seed 0 0.2230 vs 0.2190, "
             "seed 1 0.2200 vs 0.2210; difference +0.15 ± 0.35 points over 2 seed(s).") in text
     assert "| kd_every4 | – | 0.2230 | +12.30 |" in text  # the ablation table stays seed 0 (vanilla seed 0: 0.1)
+
+
+def test_a_protocol_moved_to_a_gpu_keeps_its_runs_settings_and_turns_amp_on(gain):
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_strong_teacher.yaml"))
+    gpu = gain.on_device(protocol, "0")
+    assert (gpu["device"], gpu["train_args"]["amp"], gpu["train_args"]["workers"]) == ("0", True, 8)
+    assert gpu["train_args"]["nbs"] == protocol["train_args"]["nbs"] == 16  # the recipe itself is unchanged
+    assert protocol["device"] == "cpu" and protocol["train_args"]["amp"] is False  # the loaded protocol is untouched
+    teacher = gain.specs(gpu)["teacher"]
+    assert gain.settings(teacher) == gain.settings(gain.specs(protocol)["teacher"]) == \
+        {"kind": "plain", "model": "yolov8s.yaml", "epochs": 250}  # so a GPU-trained teacher is the protocol's
+    back = gain.on_device(gpu, "cpu")
+    assert (back["train_args"]["amp"], back["train_args"]["workers"]) == (False, 0)
