@@ -193,12 +193,13 @@ def markdown(report: dict) -> str:
                   f"<= 1.10), GISM / built-in = {overhead['ratio_gism_vs_builtin']:.2f}."]
     else:
         lines += ["", f"Training overhead failed: {report['overhead'].get('error')}"]
+    fps = report.get("fps", {})
     lines += ["", "| video | model | precision | fps | bottleneck |", "|---|---|---|---|---|"]
-    for video, result in report.get("fps", {}).items():
+    for video, result in ({"all": fps} if "error" in fps else fps).items():
         for r in result.get("report", {}).get("results", []):
             lines.append(f"| {video} | {r['model']} | {r['precision']} | {r['fps']:.1f} | {r['bottleneck']} |")
-        if "error" in result or isinstance(result, str):
-            lines.append(f"| {video} | failed: {result.get('error') if isinstance(result, dict) else result} | | | |")
+        if "error" in result:
+            lines.append(f"| {video} | failed: {result['error']} | | | |")
     if report.get("note"):
         lines += ["", f"Conditions: {report['note']}"]
     return "\n".join(lines) + "\n"

@@ -110,3 +110,8 @@ def frontier():
 @pytest.fixture(scope="module")
 def video_fps_bench():
     return _bench_script("video_fps")
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    return _bench_script("gpu_check")
