@@ -10,8 +10,8 @@ distillation, on the same data, schedule and seeds.
                                                         # the time-matched vanilla's epochs
     python bench/distill_gain.py steps=tune              # `yolo-gism tune` over the protocol's T x alpha grid
     touch bench/runs/distill_gain/cpu/STOP               # processes finish their current runs, start no more
-    python bench/distill_gain.py steps=teacher device=0  # on a GPU (AMP, 8 loader workers); the device is
-                                                        # recorded, not part of the run's settings
+    python bench/distill_gain.py steps=teacher device=0  # the teacher on a GPU (AMP, 8 loader workers); the
+                                                        # device is recorded, not part of the run's settings
 
 Each run lives in its own folder (bench/runs/distill_gain/<protocol>/<method>/seed<k>, not committed); a
 finished run's metrics.json and results.csv are copied to bench/results/distill_gain_runs/ (committed) and
@@ -73,7 +73,7 @@ def load_protocol(path: str) -> dict:
 
 
 def on_device(protocol: dict, device: str) -> dict:
-    """The protocol with its runs trained on another device (`device=0`: e.g. the teacher on a GPU when one is
+    """The protocol with its teacher trained on another device (`steps=teacher device=0`: on a GPU when one is
     lent), with AMP and loader workers as Ultralytics uses them there. The device is not part of a run's settings,
     so a teacher trained on a GPU is the protocol's teacher; its metrics.json says where it was trained."""
     gpu = str(device) != "cpu"
@@ -884,9 +884,12 @@ def main(argv: list[str]) -> None:
         return
     args = dict(a.split("=", 1) for a in argv)
     protocol = load_protocol(args.get("protocol", str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
+    steps = args.get("steps", "teacher,cost,main,ablations,tune,report").split(",")
+    if "device" in args and steps != ["teacher"]:
+        raise ValueError(f"device={args['device']} goes with steps=teacher alone: the students of a protocol are "
+                         f"compared by their epoch times on the protocol's own device ({protocol['device']})")
     protocol = on_device(protocol, args["device"]) if "device" in args else protocol
     seeds = [int(s) for s in args["seeds"].split(",")] if "seeds" in args else protocol["seeds"]
-    steps = args.get("steps", "teacher,cost,main,ablations,tune,report").split(",")
     command = " ".join(["python bench/distill_gain.py", *argv])
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if "vanilla" in steps:

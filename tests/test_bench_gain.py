@@ -377,3 +377,12 @@ def test_a_protocol_moved_to_a_gpu_keeps_its_runs_settings_and_turns_amp_on(gain
         {"kind": "plain", "model": "yolov8s.yaml", "epochs": 250}  # so a GPU-trained teacher is the protocol's
     back = gain.on_device(gpu, "cpu")
     assert (back["train_args"]["amp"], back["train_args"]["workers"]) == (False, 0)
+
+
+def test_only_the_teacher_may_be_trained_on_another_device(gain):
+    protocol = "protocol=" + str(ROOT / "cfg" / "distill_gain_cpu_strong_teacher.yaml")
+    for steps in ("steps=main", "steps=teacher,main"):
+        with pytest.raises(ValueError, match="device=0 goes with steps=teacher alone: .* own device \\(cpu\\)"):
+            gain.main([protocol, steps, "device=0"])
+    with pytest.raises(ValueError, match="goes with steps=teacher alone"):
+        gain.main([protocol, "device=0"])  # no steps: the whole protocol
