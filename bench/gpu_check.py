@@ -38,13 +38,14 @@ DEFAULTS = dict(epochs=20, device="0", frames=300, videos=str(ROOT.parent / "sha
 
 
 def parse_args(argv: list[str]) -> dict:
-    args = dict(DEFAULTS)
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise SystemExit(f"bad argument {item!r}; expected key=value with key in {sorted(DEFAULTS)}")
-        args[key] = int(value) if key in ("epochs", "frames") else value
-    return args
+    """The project's key=value parsing (yolo_gism.cli); an unknown key stops the check before it uses the GPU."""
+    from yolo_gism.cli import parse_args as key_values
+
+    words, values = key_values(argv)
+    unknown = [*words, *(k for k in values if k not in DEFAULTS)]
+    if unknown:
+        raise SystemExit(f"bad argument(s) {unknown}; expected key=value with key in {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **values, "device": str(values.get("device", DEFAULTS["device"]))}
 
 
 # ----- part 1: AMP training, one process per method -------------------------------------------
