@@ -232,11 +232,13 @@ def train_one(protocol: dict, method: str, seed: int, extra: dict) -> None:
 
 
 def _device_name(device) -> str:
+    """Where a run trained, for its record: the device as given, with the GPU's name for a CUDA index."""
     import torch
 
-    if str(device) == "cpu":
-        return "cpu"
-    return f"cuda:{device} ({torch.cuda.get_device_name(int(device))})"
+    first = str(device).split(",")[0].removeprefix("cuda:")
+    if not first.isdigit() or not torch.cuda.is_available():
+        return str(device)
+    return f"cuda:{first} ({torch.cuda.get_device_name(int(first))})"
 
 
 def _use_threads(model, threads: int | None) -> None:
