@@ -79,27 +79,31 @@ def train(method: str, epochs: int, device: str) -> dict:
 
 
 def results_of(folder: Path) -> dict:
-    """Losses, epoch time and final mAP from the run's results.csv; the checkpoint's contents."""
+    """Losses from the run's results.csv, its epoch time and final mAP as the gain benchmark reads them, and what
+    the checkpoint holds."""
     import csv
 
     import torch
     from ultralytics import YOLO
 
+    import distill_gain as gain
+
     with open(folder / "results.csv") as f:
         rows = [{k.strip(): float(v) for k, v in r.items()} for r in csv.DictReader(f)]
     losses = [k for k in rows[0] if k.startswith("train/")]
+    curve = gain._curve(folder / "results.csv")
     best = folder / "weights" / "best.pt"
     ckpt = torch.load(best, map_location="cpu", weights_only=False)
     model_keys = [k for k in ckpt["model"].state_dict() if "teacher" in k or "adapter" in k]
-    image = next((ROOT / "bench" / "runs" / "distill_gain" / "cpu_long").glob("data_*/images/val/*"))
+    image = min((gain.dataset(gain.load_protocol(str(PROTOCOL))).parent / "images" / "val").iterdir())
     found = len(YOLO(str(best)).predict(str(image), imgsz=256, device="cpu", verbose=False)[0].boxes)
     return {
         "epochs": len(rows),
         "all_losses_finite": all(math.isfinite(r[k]) for r in rows for k in losses),
         "loss_columns": losses,
         "last_losses": {k: rows[-1][k] for k in losses},
-        "epoch_seconds": rows[-1]["time"] / len(rows),
-        "map50_95": rows[-1]["metrics/mAP50-95(B)"],
+        "epoch_seconds": curve["epoch_seconds"],
+        "map50_95": curve["curve_map50_95"][-1],
         "checkpoint_model_class": type(ckpt["model"]).__name__,
         "checkpoint_teacher_or_adapter_tensors": len(model_keys),
         "boxes_found_on_a_val_image": found,
@@ -121,7 +125,7 @@ def part_amp(args: dict) -> dict:
             out[method] = {"error": f"exit {proc.returncode}", "tail": stdout[-2000:]}
             continue
         out[method] = {**json.loads(lines[-1].removeprefix("GPU_CHECK ")), **results_of(RUNS / method)}
-    if "error" not in out.get("vanilla", {"error": 1}) and "error" not in out.get("gism", {"error": 1}):
+    if not any("error" in result for result in out.values()):
         out["gism_epoch_time_vs_vanilla"] = out["gism"]["epoch_seconds"] / out["vanilla"]["epoch_seconds"]
     return out
 
