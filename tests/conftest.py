@@ -115,3 +115,8 @@ def video_fps_bench():
 @pytest.fixture(scope="module")
 def gpu_check():
     return _bench_script("gpu_check")
+
+
+@pytest.fixture(scope="module")
+def over_epochs():
+    return _bench_script("gain_over_epochs")

@@ -1,0 +1,164 @@
+"""Where does distillation's lead go? Each distilled run against its vanilla twin, epoch by epoch, next to how far
+the vanilla runs spread among themselves at the same epoch.
+
+    python bench/gain_over_epochs.py        # the CPU protocols 2-5 (one data set and recipe), every seed
+    python bench/gain_over_epochs.py protocols=cfg/distill_gain_cpu_long.yaml,cfg/distill_gain_cpu_converged.yaml
+
+The twin is the protocol's vanilla run of the same seed: same data, epochs and learning-rate schedule, no teacher.
+Validation mAP is measured after every epoch and jumps from one epoch to the next, so every value here is the mean
+over a window of five epochs centred on the checkpoint (cut at the curve's ends). The vanilla spread at an epoch is
+the range of all vanilla runs that reached it, whatever their seed and schedule length: how much the student moves
+without any teacher. A lead inside that range is not told apart from a vanilla run that was given another seed or
+a longer schedule.
+
+Writes bench/results/distill_gain_over_epochs.json, .md, .png and the README's `distill_gain_over_epochs` block.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import distill_gain  # noqa: E402
+import gain_frontier  # noqa: E402
+from readme_block import replace_block  # noqa: E402
+
+CHECKPOINTS = (10, 25, 50, 75, 100, 125, 150)
+HALF_WINDOW = 2  # epochs each side: a five-epoch mean
+
+
+def windowed(curve: list[float], epoch: int, half: int = HALF_WINDOW) -> float | None:
+    """Mean of the curve over epochs epoch - half .. epoch + half (1-based, cut at its ends); None past its end."""
+    if epoch < 1 or epoch > len(curve):
+        return None
+    return statistics.mean(curve[max(1, epoch - half) - 1:min(len(curve), epoch + half)])
+
+
+def _method_order(method: str) -> tuple:
+    """Main methods before ablations, so that a run recorded under both names keeps its main name."""
+    return (method not in distill_gain.MAIN_METHODS, method)
+
+
+def curves(protocols: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The vanilla runs and the distilled runs (with their twin's curve), each run once: a run reused under another
+    name or by another protocol has the very same curve."""
+    vanilla, distilled, seen = [], [], set()
+    for protocol in protocols:
+        found = distill_gain.collect(protocol)
+        twins = {r["seed"]: r["curve_map50_95"] for r in found.get("vanilla", [])}
+        for method in sorted(found, key=_method_order):
+            if method in gain_frontier.NOT_RUNS:
+                continue
+            for record in found[method]:
+                curve = record.get("curve_map50_95")
+                if not curve or tuple(curve) in seen:
+                    continue
+                seen.add(tuple(curve))
+                run = {"protocol": protocol["name"], "method": method, "seed": record["seed"],
+                       "epochs": record["epochs"], "curve": curve}
+                if method.startswith(gain_frontier.VANILLA):
+                    vanilla.append(run)
+                elif record["seed"] in twins:
+                    distilled.append({**run, "twin": twins[record["seed"]]})
+    return vanilla, distilled
+
+
+def lead(run: dict, epoch: int) -> float | None:
+    """The run's windowed mAP minus its twin's at that epoch, in points."""
+    mine, twin = windowed(run["curve"], epoch), windowed(run["twin"], epoch)
+    return None if mine is None or twin is None else 100 * (mine - twin)
+
+
+def vanilla_spread(vanilla: list[dict], epoch: int) -> dict:
+    """Range (points) of the windowed vanilla runs that reached the epoch, and how many there were."""
+    values = [v for v in (windowed(run["curve"], epoch) for run in vanilla) if v is not None]
+    return {"epoch": epoch, "runs": len(values),
+            "range_points": 100 * (max(values) - min(values)) if len(values) > 1 else None}
+
+
+def analyse(protocols: list[dict]) -> dict:
+    """Leads at the checkpoints and at the end, averaged over the seeds of each protocol's method."""
+    vanilla, distilled = curves(protocols)
+    groups: dict[tuple, list[dict]] = {}
+    for run in distilled:
+        groups.setdefault((run["protocol"], run["method"], run["epochs"]), []).append(run)
+    rows = []
+    for (protocol, method, epochs), runs in groups.items():
+        def mean_lead(epoch):
+            leads = [lead(run, epoch) for run in runs]
+            return statistics.mean(leads) if all(x is not None for x in leads) else None
+
+        rows.append({"protocol": protocol, "method": method, "epochs": epochs,
+                     "seeds": sorted(run["seed"] for run in runs),
+                     "lead_points": {str(e): mean_lead(e) for e in CHECKPOINTS if e <= epochs},
+                     "lead_at_end_points": mean_lead(epochs),
+                     "lead_curve_points": [mean_lead(e) for e in range(1, epochs + 1)]})
+    return {"half_window": HALF_WINDOW, "checkpoints": list(CHECKPOINTS), "distilled": rows,
+            "vanilla_runs": [{k: run[k] for k in ("protocol", "method", "seed", "epochs")} for run in vanilla],
+            "vanilla_spread": [vanilla_spread(vanilla, e) for e in CHECKPOINTS]}
+
+
+def markdown_block(report: dict) -> str:
+    cell = lambda value: f"{value:+.2f}" if value is not None else "–"  # noqa: E731
+    header = " | ".join(f"epoch {e}" for e in report["checkpoints"])
+    lines = [f"Written by `{report['command']}` into "
+             "[`bench/results/distill_gain_over_epochs.json`](bench/results/distill_gain_over_epochs.json) from the "
+             f"committed run records of {', '.join(report['protocols'])}. Points of mAP50-95, five-epoch means.", "",
+             f"| run | seeds | {header} | at its end |", "|---|---|" + "---|" * (len(report["checkpoints"]) + 1)]
+    for row in report["distilled"]:
+        leads = " | ".join(cell(row["lead_points"].get(str(e))) for e in report["checkpoints"])
+        lines.append(f"| {row['protocol']}/{row['method']} ({row['epochs']} epochs) | "
+                     f"{','.join(map(str, row['seeds']))} | {leads} | {cell(row['lead_at_end_points'])} |")
+    spread = " | ".join(f"{s['range_points']:.2f} ({s['runs']})" if s["range_points"] is not None else "–"
+                        for s in report["vanilla_spread"])
+    lines.append(f"| vanilla runs' range (how many) | – | {spread} | – |")
+    lines += ["", "Each distilled row is its lead over the vanilla run with the same seed and schedule; the last row "
+              "is how far apart the vanilla runs of every schedule and seed stand at the same epoch."]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in report["distilled"]:
+        epochs = range(1, len(row["lead_curve_points"]) + 1)
+        ax.plot(epochs, row["lead_curve_points"], lw=1, label=f"{row['protocol']}/{row['method']}")
+    spread = [s for s in report["vanilla_spread"] if s["range_points"] is not None]
+    ax.plot([s["epoch"] for s in spread], [s["range_points"] for s in spread], "k--o", label="vanilla runs' range")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("lead over the vanilla twin (mAP50-95 points, 5-epoch mean)")
+    ax.legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> dict:
+    args = dict(a.split("=", 1) for a in argv)
+    paths = args["protocols"].split(",") if "protocols" in args else gain_frontier.DEFAULT_PROTOCOLS
+    report = {"command": " ".join(["python bench/gain_over_epochs.py", *argv]), "protocols": paths,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "environment": distill_gain.environment(), **analyse(gain_frontier.load(paths))}
+    stem = distill_gain.RESULTS / "distill_gain_over_epochs"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    block = markdown_block(report)
+    stem.with_suffix(".md").write_text(f"# Distillation's lead over the vanilla student, epoch by epoch\n\n{block}\n")
+    plot(report, stem.with_suffix(".png"))
+    replace_block(ROOT / "README.md", "distill_gain_over_epochs", block)
+    print(block)
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
