@@ -8,7 +8,9 @@ The vanilla students trained for different numbers of epochs (each a complete ru
 schedule) are what a user gets from a budget without any teacher: that is the frontier. A distilled run costs
 its epochs times its method's epoch cost relative to a vanilla epoch (measured by `distill_gain.py steps=cost`,
 ABBA-timed in one process); it beats training longer only if it lies above the frontier at that budget. The
-frontier is interpolated linearly between measured vanilla runs, never extrapolated. The teacher gives the
+frontier is interpolated linearly between measured vanilla runs, never extrapolated. Read the other way, a distilled
+run is worth the vanilla epochs at which the frontier first reaches its mAP: fewer than its budget, and the time
+would have been better spent training longer. The teacher gives the
 headroom: if even a student distilled all the way to the teacher's mAP would sit below the frontier at GISM's
 budget, no distillation from that teacher can win at that schedule.
 
@@ -65,6 +67,18 @@ def interpolate(points: list[tuple[float, float]], x: float) -> float | None:
     return points[-1][1]
 
 
+def reach(points: list[tuple[float, float]], y: float) -> float | None:
+    """The first x at which the piecewise-linear curve through the points reaches y; None if it starts above y or
+    never gets there (no extrapolation either way)."""
+    points = sorted(points)
+    if not points or points[0][1] > y:
+        return None
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if y0 <= y <= y1:
+            return x0 if y1 == y0 else x0 + (x1 - x0) * (y - y0) / (y1 - y0)
+    return points[0][0] if points[0][1] == y else None
+
+
 def frontier(protocols: list[dict]) -> dict:
     """Vanilla runs by epochs, distilled runs with their budget and distance to the frontier, teacher headroom."""
     vanilla, distilled, unmeasured, teachers, cost_files = {}, [], [], [], []
@@ -119,6 +133,7 @@ def place(run: dict, points: list[tuple[float, float]]) -> None:
         return None if high is None or low is None else 100 * (high - low)
 
     run["budget_epochs"] = run["epochs"] * run["cost"]
+    run["worth_epochs"] = reach(points, run["map50_95"])  # what the run's mAP takes a vanilla student
     run["vanilla_at_budget"] = interpolate(points, run["budget_epochs"])
     run["vanilla_at_epochs"] = interpolate(points, run["epochs"])
     run["ahead_points"] = points_between(run["map50_95"], run["vanilla_at_budget"])
@@ -134,14 +149,16 @@ def markdown_block(report: dict) -> str:
                  f"{v['epochs']} epochs {v['map50_95']:.4f}" for v in report["vanilla"]) + ".", "",
              "| run | teacher epochs | epochs | epoch cost (× vanilla) | budget (vanilla epochs) | mAP50-95 | "
              "vanilla at that budget | gain over vanilla at equal epochs | what the extra time buys vanilla | "
-             "ahead of training longer (points) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "ahead of training longer (points) | worth (vanilla epochs to the same mAP) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     points = lambda value: f"{value:+.2f}" if value is not None else "–"  # noqa: E731
+    worth = lambda r: f"{r['worth_epochs']:.0f}" if r["worth_epochs"] is not None else "–"  # noqa: E731
     for r in report["distilled"]:
         at = f"{r['vanilla_at_budget']:.4f}" if r["vanilla_at_budget"] is not None else "outside the vanilla runs"
         lines.append(f"| {r['protocol']}/{r['method']} | {r['teacher_epochs']} | {r['epochs']} | {r['cost']:.2f} | "
                      f"{r['budget_epochs']:.0f} | {r['map50_95']:.4f} | {at} | "
                      f"{points(r['gain_at_equal_epochs_points'])} | {points(r['extra_time_buys_points'])} | "
-                     f"{points(r['ahead_points'])} |")
+                     f"{points(r['ahead_points'])} | {worth(r)} |")
     lines += ["", "Epoch costs from " + ", ".join(f"[`{f}`]({f})" for f in report["cost_files"]) + "."]
     beaten = [r for r in report["distilled"] if (r["ahead_points"] or 0) > 0]
     lines += [f"Runs above the frontier: {len(beaten)} of {len(report['distilled'])}"

@@ -16,6 +16,15 @@ def test_the_frontier_is_interpolated_between_vanilla_runs_and_never_extrapolate
     assert frontier.interpolate(points, 151) is None and frontier.interpolate(points, 49) is None
 
 
+def test_a_run_is_worth_the_first_vanilla_epochs_that_reach_its_map(frontier):
+    points = [(50, 0.10), (100, 0.20), (150, 0.19), (200, 0.30)]  # the frontier dips: the first crossing counts
+    assert frontier.reach(points, 0.15) == pytest.approx(75)
+    assert frontier.reach(points, 0.195) == pytest.approx(50 + 50 * 0.095 / 0.10)  # not 125 or 100 + 5, later
+    assert frontier.reach(points, 0.25) == pytest.approx(150 + 50 * 0.06 / 0.11)
+    assert frontier.reach(points, 0.10) == 50
+    assert frontier.reach(points, 0.05) is None and frontier.reach(points, 0.31) is None
+
+
 def _record(results, protocol, method, epochs, value, seed=0):
     folder = results / "distill_gain_runs" / protocol / method / f"seed{seed}"
     folder.mkdir(parents=True)
@@ -62,8 +71,12 @@ def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_
     assert got["cost_files"] == ["bench/results/distill_gain_runs/cpu_long/cost.json"]
     text = frontier.markdown_block(report)
     # +2.00 over the 100-epoch vanilla run, whose 40 % more time buys it +3.20 instead: 1.20 behind
-    assert "| cpu_long/gism | 100 | 100 | 1.40 | 140 | 0.2200 | 0.2320 | +2.00 | +3.20 | -1.20 |" in text
-    assert "| cpu_converged/gism | 100 | 150 | 1.40 | 210 | 0.2550 | outside the vanilla runs | +1.50 | – | – |" in text
+    # worth: 0.22 is reached at 100 + 50 * 0.02 / 0.04 = 125 vanilla epochs, less than the 140 it cost
+    assert runs["cpu_long/gism"]["worth_epochs"] == pytest.approx(125)
+    assert runs["cpu_converged/gism"]["worth_epochs"] == pytest.approx(150 + 50 * 0.015 / 0.02)
+    assert "| cpu_long/gism | 100 | 100 | 1.40 | 140 | 0.2200 | 0.2320 | +2.00 | +3.20 | -1.20 | 125 |" in text
+    assert ("| cpu_converged/gism | 100 | 150 | 1.40 | 210 | 0.2550 | outside the vanilla runs | +1.50 | – | – | 188 |"
+            in text)
     assert "Runs above the frontier: 1 of 3 (cpu_long/ablation_kd_every4)." in text
 
 
