@@ -199,20 +199,27 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def publish(script: str, argv: list[str], paths: list[str], analysis: dict, name: str, title: str,
+            draw) -> dict:
+    """Write one cross-protocol reading as bench/results/<name>.json/.md/.png and the README block <name>."""
+    report = {"command": " ".join([f"python bench/{script}", *argv]), "protocols": paths,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "environment": distill_gain.environment(), **analysis}
+    stem = distill_gain.RESULTS / name
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    block = draw.markdown_block(report)
+    stem.with_suffix(".md").write_text(f"# {title}\n\n{block}\n")
+    draw.plot(report, stem.with_suffix(".png"))
+    replace_block(ROOT / "README.md", name, block)
+    print(block)
+    return report
+
+
 def main(argv: list[str]) -> dict:
     args = dict(a.split("=", 1) for a in argv)
     paths = args["protocols"].split(",") if "protocols" in args else DEFAULT_PROTOCOLS
-    report = {"command": " ".join(["python bench/gain_frontier.py", *argv]), "protocols": paths,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "environment": distill_gain.environment(), **frontier(load(paths))}
-    stem = distill_gain.RESULTS / "distill_gain_frontier"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    block = markdown_block(report)
-    stem.with_suffix(".md").write_text(f"# Distillation against training longer\n\n{block}\n")
-    plot(report, stem.with_suffix(".png"))
-    replace_block(ROOT / "README.md", "distill_gain_frontier", block)
-    print(block)
-    return report
+    return publish("gain_frontier.py", argv, paths, frontier(load(paths)), "distill_gain_frontier",
+                   "Distillation against training longer", sys.modules[__name__])
 
 
 if __name__ == "__main__":

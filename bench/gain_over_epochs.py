@@ -16,10 +16,8 @@ Writes bench/results/distill_gain_over_epochs.json, .md, .png and the README's `
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +25,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import distill_gain  # noqa: E402
 import gain_frontier  # noqa: E402
-from readme_block import replace_block  # noqa: E402
 
 CHECKPOINTS = (10, 25, 50, 75, 100, 125, 150)
 HALF_WINDOW = 2  # epochs each side: a five-epoch mean
@@ -147,17 +144,10 @@ def plot(report: dict, path: Path) -> None:
 def main(argv: list[str]) -> dict:
     args = dict(a.split("=", 1) for a in argv)
     paths = args["protocols"].split(",") if "protocols" in args else gain_frontier.DEFAULT_PROTOCOLS
-    report = {"command": " ".join(["python bench/gain_over_epochs.py", *argv]), "protocols": paths,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "environment": distill_gain.environment(), **analyse(gain_frontier.load(paths))}
-    stem = distill_gain.RESULTS / "distill_gain_over_epochs"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    block = markdown_block(report)
-    stem.with_suffix(".md").write_text(f"# Distillation's lead over the vanilla student, epoch by epoch\n\n{block}\n")
-    plot(report, stem.with_suffix(".png"))
-    replace_block(ROOT / "README.md", "distill_gain_over_epochs", block)
-    print(block)
-    return report
+    return gain_frontier.publish("gain_over_epochs.py", argv, paths, analyse(gain_frontier.load(paths)),
+                                 "distill_gain_over_epochs",
+                                 "Distillation's lead over the vanilla student, epoch by epoch",
+                                 sys.modules[__name__])
 
 
 if __name__ == "__main__":
