@@ -1,6 +1,7 @@
 """The budget comparison: distilled runs against vanilla runs trained longer, on one axis of vanilla epochs."""
 
 import json
+import types
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,23 @@ def test_gism_cost_timed_beside_the_other_methods_comes_first(frontier, monkeypa
     assert gain.cost_ratio(protocol, "gism") == 1.4 and gain.cost_ratio(protocol, "ablation_x") is None
     protocol["cost_as"] = {"ablation_x": "builtin"}  # declared to compute exactly what the built-in does
     assert gain.cost_ratio(protocol, "ablation_x") == 1.7
+
+
+def test_publish_writes_the_json_markdown_plot_and_only_its_own_readme_block(frontier, monkeypatch, tmp_path):
+    monkeypatch.setattr(frontier.distill_gain, "RESULTS", tmp_path)
+    monkeypatch.setattr(frontier, "ROOT", tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- x results: start -->\nold\n<!-- x results: end -->\n"
+                      "<!-- y results: start -->\nkept\n<!-- y results: end -->\n")
+    plotted = []
+    draw = types.SimpleNamespace(markdown_block=lambda report: f"{report['rows']} rows",
+                                 plot=lambda report, path: plotted.append(path))
+
+    report = frontier.publish("s.py", ["a=1"], ["p.yaml"], {"rows": 3}, "x", "Title", draw)
+
+    assert report["command"] == "python bench/s.py a=1" and report["protocols"] == ["p.yaml"]
+    assert json.loads((tmp_path / "x.json").read_text())["rows"] == 3
+    assert (tmp_path / "x.md").read_text() == "# Title\n\n3 rows\n"
+    assert plotted == [tmp_path / "x.png"]
+    assert readme.read_text() == ("intro\n<!-- x results: start -->\n3 rows\n<!-- x results: end -->\n"
+                                  "<!-- y results: start -->\nkept\n<!-- y results: end -->\n")
