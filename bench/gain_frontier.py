@@ -201,7 +201,8 @@ def plot(report: dict, path: Path) -> None:
 
 def publish(script: str, argv: list[str], paths: list[str], analysis: dict, name: str, title: str,
             draw) -> dict:
-    """Write one cross-protocol reading as bench/results/<name>.json/.md/.png and the README block <name>."""
+    """Write one cross-protocol reading as bench/results/<name>.json/.md/.png and the README block <name>; `draw` is
+    the reading's own module (its markdown_block and plot)."""
     report = {"command": " ".join([f"python bench/{script}", *argv]), "protocols": paths,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "environment": distill_gain.environment(), **analysis}
