@@ -199,13 +199,15 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def publish(script: str, argv: list[str], paths: list[str], analysis: dict, name: str, title: str,
-            draw) -> dict:
-    """Write one cross-protocol reading as bench/results/<name>.json/.md/.png and the README block <name>; `draw` is
-    the reading's own module (its markdown_block and plot)."""
+def publish(script: str, argv: list[str], analyse, name: str, title: str, draw) -> dict:
+    """Read the protocols named by `protocols=` (default: DEFAULT_PROTOCOLS) with `analyse`, and write the reading as
+    bench/results/<name>.json/.md/.png and the README block <name>; `draw` is the reading's own module (its
+    markdown_block and plot)."""
+    args = dict(a.split("=", 1) for a in argv)
+    paths = args["protocols"].split(",") if "protocols" in args else DEFAULT_PROTOCOLS
     report = {"command": " ".join([f"python bench/{script}", *argv]), "protocols": paths,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "environment": distill_gain.environment(), **analysis}
+              "environment": distill_gain.environment(), **analyse(load(paths))}
     stem = distill_gain.RESULTS / name
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     block = draw.markdown_block(report)
@@ -217,10 +219,8 @@ def publish(script: str, argv: list[str], paths: list[str], analysis: dict, name
 
 
 def main(argv: list[str]) -> dict:
-    args = dict(a.split("=", 1) for a in argv)
-    paths = args["protocols"].split(",") if "protocols" in args else DEFAULT_PROTOCOLS
-    return publish("gain_frontier.py", argv, paths, frontier(load(paths)), "distill_gain_frontier",
-                   "Distillation against training longer", sys.modules[__name__])
+    return publish("gain_frontier.py", argv, frontier, "distill_gain_frontier", "Distillation against training longer",
+                   sys.modules[__name__])
 
 
 if __name__ == "__main__":

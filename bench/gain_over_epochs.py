@@ -142,12 +142,8 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str]) -> dict:
-    args = dict(a.split("=", 1) for a in argv)
-    paths = args["protocols"].split(",") if "protocols" in args else gain_frontier.DEFAULT_PROTOCOLS
-    return gain_frontier.publish("gain_over_epochs.py", argv, paths, analyse(gain_frontier.load(paths)),
-                                 "distill_gain_over_epochs",
-                                 "Distillation's lead over the vanilla student, epoch by epoch",
-                                 sys.modules[__name__])
+    return gain_frontier.publish("gain_over_epochs.py", argv, analyse, "distill_gain_over_epochs",
+                                 "Distillation's lead over the vanilla student, epoch by epoch", sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -111,9 +111,15 @@ def test_publish_writes_the_json_markdown_plot_and_only_its_own_readme_block(fro
     draw = types.SimpleNamespace(markdown_block=lambda report: f"{report['rows']} rows",
                                  plot=lambda report, path: plotted.append(path))
 
-    report = frontier.publish("s.py", ["a=1"], ["p.yaml"], {"rows": 3}, "x", "Title", draw)
+    read = []
+    monkeypatch.setattr(frontier, "load", lambda paths: read.append(paths) or ["loaded"])
+    analyse = lambda protocols: {"rows": 3, "analysed": protocols}  # noqa: E731
 
-    assert report["command"] == "python bench/s.py a=1" and report["protocols"] == ["p.yaml"]
+    report = frontier.publish("s.py", ["protocols=p.yaml,q.yaml"], analyse, "x", "Title", draw)
+
+    assert read == [["p.yaml", "q.yaml"]] and report["analysed"] == ["loaded"]
+    assert report["command"] == "python bench/s.py protocols=p.yaml,q.yaml"
+    assert report["protocols"] == ["p.yaml", "q.yaml"]
     assert json.loads((tmp_path / "x.json").read_text())["rows"] == 3
     assert (tmp_path / "x.md").read_text() == "# Title\n\n3 rows\n"
     assert plotted == [tmp_path / "x.png"]
