@@ -171,14 +171,9 @@ def test_distillation_part_scales_with_batch_like_ultralytics(tiny_data, trained
                                rtol=1e-5, atol=1e-5)
 
 
-def test_kd_every_runs_the_teacher_on_every_kth_batch_only(tiny_data, trained_teacher, tmp_path):
-    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, kd_every=2)
-    trainer._setup_train()
-    trainer.epoch = 1
-    trainer._model_train()
-    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
-    criterion, calls = trainer.gism_criterion, []
-    real_teacher = criterion.teacher
+def _count_teacher_calls(criterion) -> list[int]:
+    """Wrap the criterion's teacher so that each forward pass appends its batch size to the returned list."""
+    calls, real_teacher = [], criterion.teacher
 
     class Counting:
         head_outputs = staticmethod(real_teacher.head_outputs)
@@ -188,11 +183,40 @@ def test_kd_every_runs_the_teacher_on_every_kth_batch_only(tiny_data, trained_te
             return real_teacher(images)
 
     criterion.teacher = Counting()
+    return calls
+
+
+def test_kd_every_runs_the_teacher_on_every_kth_batch_only(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, kd_every=2)
+    trainer._setup_train()
+    trainer.epoch = 1
+    trainer._model_train()
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    criterion = trainer.gism_criterion
+    calls = _count_teacher_calls(criterion)
     items = [trainer.model(batch)[1] for _ in range(4)]
     kd_parts = [float(sum(i[n] for n in LOSS_NAMES)) for i in items]
     assert len(calls) == 2  # batches 1 and 3: the teacher's forward, its cost, is skipped on the others
     assert kd_parts[0] > 0 and kd_parts[2] > 0 and kd_parts[1] == 0 and kd_parts[3] == 0
     assert criterion.assigner._pending is None  # nothing left over for a batch the teacher did not see
+
+
+def test_kd_stop_epochs_train_without_the_teacher_at_all(tiny_data, trained_teacher, tmp_path):
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, kd_stop=1, epochs=3)
+    trainer._setup_train()
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    criterion = trainer.gism_criterion
+    calls = _count_teacher_calls(criterion)
+    kd_parts = []
+    for epoch in (1, 2):  # of 3: epoch 2 is the last, inside kd_stop=1
+        trainer.epoch = epoch
+        trainer._model_train()
+        items = trainer.model(batch)[1]
+        kd_parts.append(float(sum(items[n] for n in LOSS_NAMES)))
+    assert trainer.kd_lambda() == 0.0 and not criterion.teacher_active
+    assert len(calls) == 1  # epoch 1 only: in the stop window neither the terms nor the assignment run it
+    assert kd_parts[0] > 0 and kd_parts[1] == 0
+    assert criterion.assigner._pending is None
 
 
 def test_student_copies_never_carry_gism_objects(tiny_data, trained_teacher, tmp_path):

@@ -130,9 +130,14 @@ class GISMConfig:
             raise ValueError("kd_cross=true runs the teacher's Detect head on the adapted student maps, so it needs "
                              "student_layers and teacher_layers left at null (the layers that feed Detect)")
 
+    def teacher_active(self, epoch: int, epochs: int) -> bool:
+        """False for the last kd_stop epochs: they train as stock Ultralytics, without the teacher's forward pass
+        (no terms, no teacher label assignment), so distilling early and stopping also stops paying for the teacher."""
+        return not (self.kd_stop and epoch >= epochs - self.kd_stop)
+
     def kd_lambda(self, epoch: int, epochs: int) -> float:
         """Staged schedule: 0 during warm-up, linear ramp to kd_gain, optionally 0 again for the last kd_stop epochs."""
-        if epoch < self.kd_warmup or (self.kd_stop and epoch >= epochs - self.kd_stop):
+        if epoch < self.kd_warmup or not self.teacher_active(epoch, epochs):
             return 0.0
         ramp = min(1.0, (epoch - self.kd_warmup + 1) / (self.kd_ramp + 1))
         return self.kd_gain * ramp

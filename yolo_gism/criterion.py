@@ -68,7 +68,7 @@ class GISMCriterion:
         self.box_loss = BinDistributionKD(student_reg_max, cfg.temperature) if same_bins else DecodedBoxKD()
         self.cross_box_loss = (BinDistributionKD(teacher_reg_max, cfg.temperature) if teacher_reg_max > 1
                                else DecodedBoxKD())  # cross-head outputs always have the teacher's bins
-        self.kd_lambda = 0.0
+        self.kd_lambda, self.teacher_active = 0.0, True
         self.epoch, self.batch_index = 0, 0
         self.problem: str | None = None  # set when a GISM term was not finite; the trainer skips that step
         self.last_level_losses: torch.Tensor | None = None
@@ -85,14 +85,15 @@ class GISMCriterion:
         if hasattr(self.detection, "update"):
             self.detection.update()
 
-    def start_epoch(self, epoch: int, kd_lambda: float) -> None:
-        self.epoch, self.batch_index, self.kd_lambda = epoch, 0, kd_lambda
+    def start_epoch(self, epoch: int, kd_lambda: float, teacher_active: bool = True) -> None:
+        self.epoch, self.batch_index, self.kd_lambda, self.teacher_active = epoch, 0, kd_lambda, teacher_active
 
     def __call__(self, preds, batch):
         training = not isinstance(preds, tuple)  # Ultralytics' validation passes (inference, raw) tuples
         self.batch_index += training
         # kd_every=k: the teacher runs on batches 1, k+1, 2k+1, ... of each epoch; the others train as stock Ultralytics
-        teacher_batch = training and (self.batch_index - 1) % self.cfg.kd_every == 0
+        # (and none at all in the last kd_stop epochs: stock training, assignment included)
+        teacher_batch = training and self.teacher_active and (self.batch_index - 1) % self.cfg.kd_every == 0
         distilling = teacher_batch and self.kd_lambda != 0.0 and self.has_terms
         student = preds.get("one2many", preds) if training else None  # end-to-end: one2one trains on detached feats
         # label assignment from the teacher applies from the first batch, warm-up included

@@ -249,7 +249,8 @@ class GISMTrainer(DetectionTrainer):
         if self.teacher is not None:
             self.teacher.eval()
         if self.gism_criterion is not None:
-            self.gism_criterion.start_epoch(self.epoch, self.kd_lambda())
+            teacher_active = self.gism.teacher_active(self.epoch, self.epochs)
+            self.gism_criterion.start_epoch(self.epoch, self.kd_lambda(), teacher_active)
 
     def optimizer_step(self):
         crit = self.gism_criterion
