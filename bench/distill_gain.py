@@ -428,9 +428,23 @@ def cost_ratio(protocol: dict, method: str) -> float | None:
     beside the protocol's other methods, under the same load) comes before the `gism_vs_vanilla` of the first
     measurement, which set the main time-matched run's epochs."""
     cost = json.loads(cost_file(protocol).read_text()) if cost_file(protocol).exists() else {}
-    method = protocol.get("cost_as", {}).get(method, method)
-    measured = cost.get("methods", {}).get(method, {}).get("vs_vanilla")
-    return cost.get("gism_vs_vanilla") if measured is None and method == "gism" else measured
+    timed = protocol.get("cost_as", {}).get(method, method)
+    measured = cost.get("methods", {}).get(timed, {}).get("vs_vanilla")
+    ratio = cost.get("gism_vs_vanilla") if measured is None and timed == "gism" else measured
+    return ratio and without_teacher_at_the_end(protocol, method, ratio)
+
+
+def without_teacher_at_the_end(protocol: dict, method: str, ratio: float) -> float:
+    """The mean epoch cost of a GISM run whose last kd_stop epochs train without the teacher (one vanilla epoch
+    each), from the cost of an epoch with it; `ratio` itself for every other run."""
+    overrides = {"gism": protocol.get("gism", {}),
+                 **{f"ablation_{name}": {**protocol.get("gism", {}), **values}
+                    for name, values in protocol.get("ablations", {}).items()}}
+    if method not in overrides:
+        return ratio
+    epochs = protocol["student"]["epochs"]
+    stop = min(_resolved_gism(overrides[method])["kd_stop"], epochs)
+    return ((epochs - stop) * ratio + stop) / epochs
 
 
 def _epoch_seconds(protocol: dict, method: str) -> float | None:
@@ -507,7 +521,7 @@ def _time_in_turn(protocol, method: str, epochs: int, folder) -> dict[str, list[
     steady drift of the machine's speed cancels out); `folder(i, name)` names each run (finished ones are kept)."""
     s, seconds = specs(protocol), {"vanilla": [], method: []}
     for i, name in enumerate(("vanilla", method, method, "vanilla")):
-        spec = {**s[name], "epochs": epochs, **({"kd_warmup": 0} if s[name]["kind"] == "gism" else {})}
+        spec = {**s[name], "epochs": epochs, **({"kd_warmup": 0, "kd_stop": 0} if s[name]["kind"] == "gism" else {})}
         run = folder(i, name)
         done = run_dir(protocol, run, 0) / "metrics.json"
         if not done.exists():

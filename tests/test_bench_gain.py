@@ -322,7 +322,7 @@ def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(g
     def fake_run(args, **kwargs):  # one short run: its epoch time, in the order the runs are started
         job = json.loads(args[-1])
         name = "vanilla" if job["spec"]["kind"] == "plain" else "gism" if job["spec"] == {
-            **gain.specs(protocol)["gism"], "epochs": 2, "kd_warmup": 0} else "ablation_kd_every4"
+            **gain.specs(protocol)["gism"], "epochs": 2, "kd_warmup": 0, "kd_stop": 0} else "ablation_kd_every4"
         trained.append((job["method"], name, job["spec"].get("kd_warmup")))
         folder = gain.run_dir(protocol, job["method"], 0)
         folder.mkdir(parents=True)
@@ -364,6 +364,21 @@ def test_a_method_is_compared_seed_by_seed_with_the_vanilla_run_given_its_time(g
     assert ("kd_every4 against a vanilla student given its time (108 epochs): seed 0 0.2230 vs 0.2190, "
             "seed 1 0.2200 vs 0.2210; difference +0.15 ± 0.35 points over 2 seed(s).") in text
     assert "| kd_every4 | – | 0.2230 | +12.30 |" in text  # the ablation table stays seed 0 (vanilla seed 0: 0.1)
+
+
+def test_a_run_that_stops_distilling_early_costs_a_vanilla_epoch_for_each_epoch_without_the_teacher(
+        gain, monkeypatch, tmp_path):
+    monkeypatch.setattr(gain, "RESULTS", tmp_path)
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))  # 100 student epochs
+    protocol["ablations"] = {"early": {"kd_stop": 60}, "every4": {"kd_every": 4}}
+    protocol["cost_as"], protocol["match_time"] = {"ablation_early": "gism"}, ["ablation_early", "ablation_every4"]
+    gain.cost_file(protocol).parent.mkdir(parents=True)
+    gain.cost_file(protocol).write_text(json.dumps({"gism_vs_vanilla": 1.5,
+                                                    "methods": {"ablation_every4": {"vs_vanilla": 1.1}}}))
+    assert gain.cost_ratio(protocol, "ablation_early") == pytest.approx((40 * 1.5 + 60 * 1.0) / 100)
+    assert gain.cost_ratio(protocol, "gism") == 1.5 and gain.cost_ratio(protocol, "ablation_every4") == 1.1
+    spec = gain.specs(protocol)
+    assert spec["vanilla_time_matched_early"]["epochs"] == 120 and spec["vanilla_time_matched_every4"]["epochs"] == 110
 
 
 def test_a_protocol_moved_to_a_gpu_keeps_its_runs_settings_and_turns_amp_on(gain):
