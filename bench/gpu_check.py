@@ -48,6 +48,13 @@ def parse_args(argv: list[str]) -> dict:
     return {**DEFAULTS, **values, "device": str(values.get("device", DEFAULTS["device"]))}
 
 
+def cpu_protocol() -> dict:
+    """The CPU gain protocol whose data, teacher and students this check reuses on the GPU."""
+    import distill_gain as gain
+
+    return gain.load_protocol(str(PROTOCOL))
+
+
 # ----- part 1: AMP training, one process per method -------------------------------------------
 def train(method: str, epochs: int, device: str) -> dict:
     """Train one student under AMP and return what the checks need (runs in its own process)."""
@@ -57,7 +64,7 @@ def train(method: str, epochs: int, device: str) -> dict:
     import distill_gain as gain
     from yolo_gism import GISMTrainer
 
-    protocol = gain.load_protocol(str(PROTOCOL))
+    protocol = cpu_protocol()
     seen = {"amp": [], "teacher_dtype": None}
 
     def on_epoch_end(trainer):
@@ -95,7 +102,7 @@ def results_of(folder: Path) -> dict:
     best = folder / "weights" / "best.pt"
     ckpt = torch.load(best, map_location="cpu", weights_only=False)
     model_keys = [k for k in ckpt["model"].state_dict() if "teacher" in k or "adapter" in k]
-    image = min((gain.dataset(gain.load_protocol(str(PROTOCOL))).parent / "images" / "val").iterdir())
+    image = min((gain.dataset(cpu_protocol()).parent / "images" / "val").iterdir())
     found = len(YOLO(str(best)).predict(str(image), imgsz=256, device="cpu", verbose=False)[0].boxes)
     return {
         "epochs": len(rows),
@@ -114,7 +121,7 @@ def results_of(folder: Path) -> dict:
 def part_amp(args: dict) -> dict:
     import distill_gain as gain
 
-    gain.dataset(gain.load_protocol(str(PROTOCOL)))  # generate once, before two processes read it
+    gain.dataset(cpu_protocol())  # generate once, before two processes read it
     procs = {m: subprocess.Popen([sys.executable, __file__, "_train", m, str(args["epochs"]), args["device"]],
                                  stdout=subprocess.PIPE, text=True) for m in ("vanilla", "gism")}
     out = {}
@@ -148,7 +155,7 @@ def part_fps(args: dict, amp: dict) -> dict:
     students = [amp.get(m, {}).get("best") for m in ("vanilla", "gism")]
     if not videos or None in students:
         return {"error": f"no videos in {args['videos']}" if not videos else "part 1 left no students"}
-    models = ",".join([str(gain.teacher_path(gain.load_protocol(str(PROTOCOL)))), *[str(ROOT / s) for s in students]])
+    models = ",".join([str(gain.teacher_path(cpu_protocol())), *[str(ROOT / s) for s in students]])
     out = {}
     for video in videos:
         folder = RUNS / "fps" / video.stem
