@@ -396,6 +396,17 @@ def teacher_path(protocol: dict) -> Path:
 
 
 def specs(protocol: dict) -> dict[str, dict]:
+    """Every run of the protocol: its methods, and a vanilla run given the time of each method in `match_time`."""
+    out = method_specs(protocol)
+    for method in protocol.get("match_time", []):  # a vanilla run given that method's time, once its cost is measured
+        ratio = cost_ratio(protocol, method)
+        if ratio:
+            out[matched_name(method)] = {**out["vanilla"], "epochs": round(protocol["student"]["epochs"] * ratio)}
+    return out
+
+
+def method_specs(protocol: dict) -> dict[str, dict]:
+    """The protocol's teacher, vanilla student, built-in runs, GISM and its ablations (no time-matched runs)."""
     student, teacher = protocol["student"], str(teacher_path(protocol))
     base = {"model": student["model"], "epochs": student["epochs"]}
     out = {
@@ -409,10 +420,6 @@ def specs(protocol: dict) -> dict[str, dict]:
         out[f"builtin_dis{dis:g}"] = {**out["builtin"], "dis": dis}
     for name, overrides in protocol.get("ablations", {}).items():
         out[f"ablation_{name}"] = {**out["gism"], **overrides}
-    for method in protocol.get("match_time", []):  # a vanilla run given that method's time, once its cost is measured
-        ratio = cost_ratio(protocol, method)
-        if ratio:
-            out[matched_name(method)] = {**out["vanilla"], "epochs": round(student["epochs"] * ratio)}
     return out
 
 
@@ -431,20 +438,16 @@ def cost_ratio(protocol: dict, method: str) -> float | None:
     timed = protocol.get("cost_as", {}).get(method, method)
     measured = cost.get("methods", {}).get(timed, {}).get("vs_vanilla")
     ratio = cost.get("gism_vs_vanilla") if measured is None and timed == "gism" else measured
-    return ratio and without_teacher_at_the_end(protocol, method, ratio)
+    return ratio and without_teacher_at_the_end(method_specs(protocol).get(method, {}), ratio)
 
 
-def without_teacher_at_the_end(protocol: dict, method: str, ratio: float) -> float:
+def without_teacher_at_the_end(spec: dict, ratio: float) -> float:
     """The mean epoch cost of a GISM run whose last kd_stop epochs train without the teacher (one vanilla epoch
     each), from the cost of an epoch with it; `ratio` itself for every other run."""
-    overrides = {"gism": protocol.get("gism", {}),
-                 **{f"ablation_{name}": {**protocol.get("gism", {}), **values}
-                    for name, values in protocol.get("ablations", {}).items()}}
-    if method not in overrides:
+    if spec.get("kind") != "gism":
         return ratio
-    epochs = protocol["student"]["epochs"]
-    stop = min(_resolved_gism(overrides[method])["kd_stop"], epochs)
-    return ((epochs - stop) * ratio + stop) / epochs
+    stop = min(settings(spec)["gism"]["kd_stop"], spec["epochs"])
+    return ratio - (ratio - 1) * stop / spec["epochs"]  # each teacher-free epoch saves the teacher's share
 
 
 def _epoch_seconds(protocol: dict, method: str) -> float | None:

@@ -85,7 +85,7 @@ class GISMCriterion:
         if hasattr(self.detection, "update"):
             self.detection.update()
 
-    def start_epoch(self, epoch: int, kd_lambda: float, teacher_active: bool = True) -> None:
+    def start_epoch(self, epoch: int, kd_lambda: float, teacher_active: bool) -> None:
         self.epoch, self.batch_index, self.kd_lambda, self.teacher_active = epoch, 0, kd_lambda, teacher_active
 
     def __call__(self, preds, batch):
