@@ -3,6 +3,7 @@ and recipe, on one budget axis.
 
     python bench/gain_frontier.py        # the CPU protocols 2-5 (cfg/distill_gain_cpu*.yaml on the built-in data)
     python bench/gain_frontier.py protocols=cfg/distill_gain_cpu_long.yaml,cfg/distill_gain_cpu_converged.yaml
+    python bench/gain_frontier.py protocols=cfg/distill_gain_cpu_small_data.yaml suffix=small_data  # other data
 
 The vanilla students trained for different numbers of epochs (each a complete run with its own learning-rate
 schedule) are what a user gets from a budget without any teacher: that is the frontier. A distilled run costs
@@ -202,9 +203,12 @@ def plot(report: dict, path: Path) -> None:
 def publish(script: str, argv: list[str], analyse, name: str, title: str, draw) -> dict:
     """Read the protocols named by `protocols=` (default: DEFAULT_PROTOCOLS) with `analyse`, and write the reading as
     bench/results/<name>.json/.md/.png and the README block <name>; `draw` is the reading's own module (its
-    markdown_block and plot)."""
+    markdown_block and plot). `suffix=S` names the outputs <name>_S, so a reading of other protocols (another data
+    set) sits beside the default one instead of overwriting it."""
     args = dict(a.split("=", 1) for a in argv)
     paths = args["protocols"].split(",") if "protocols" in args else DEFAULT_PROTOCOLS
+    if "suffix" in args:
+        name = f"{name}_{args['suffix']}"
     report = {"command": " ".join([f"python bench/{script}", *argv]), "protocols": paths,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "environment": distill_gain.environment(), **analyse(load(paths))}

@@ -3,6 +3,7 @@ the vanilla runs spread among themselves at the same epoch.
 
     python bench/gain_over_epochs.py        # the CPU protocols 2-5 (one data set and recipe), every seed
     python bench/gain_over_epochs.py protocols=cfg/distill_gain_cpu_long.yaml,cfg/distill_gain_cpu_converged.yaml
+    python bench/gain_over_epochs.py protocols=cfg/distill_gain_cpu_small_data.yaml suffix=small_data  # other data
 
 The twin is the protocol's vanilla run of the same seed: same data, epochs and learning-rate schedule, no teacher.
 Validation mAP is measured after every epoch and jumps from one epoch to the next, so every value here is the mean

@@ -125,3 +125,19 @@ def test_publish_writes_the_json_markdown_plot_and_only_its_own_readme_block(fro
     assert plotted == [tmp_path / "x.png"]
     assert readme.read_text() == ("intro\n<!-- x results: start -->\n3 rows\n<!-- x results: end -->\n"
                                   "<!-- y results: start -->\nkept\n<!-- y results: end -->\n")
+
+
+def test_a_suffix_writes_beside_the_default_reading_instead_of_over_it(frontier, monkeypatch, tmp_path):
+    monkeypatch.setattr(frontier.distill_gain, "RESULTS", tmp_path)
+    monkeypatch.setattr(frontier, "ROOT", tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- x results: start -->\nold\n<!-- x results: end -->\n"
+                      "<!-- x_small results: start -->\nold\n<!-- x_small results: end -->\n")
+    monkeypatch.setattr(frontier, "load", lambda paths: paths)
+    draw = types.SimpleNamespace(markdown_block=lambda report: "new", plot=lambda report, path: None)
+
+    frontier.publish("s.py", ["protocols=p.yaml", "suffix=small"], lambda protocols: {}, "x", "Title", draw)
+
+    assert sorted(p.name for p in tmp_path.glob("x*")) == ["x_small.json", "x_small.md"]
+    assert readme.read_text() == ("<!-- x results: start -->\nold\n<!-- x results: end -->\n"
+                                  "<!-- x_small results: start -->\nnew\n<!-- x_small results: end -->\n")
