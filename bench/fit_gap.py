@@ -6,10 +6,10 @@ has memorised its training set (train mAP far above val) repeats the labels ther
 which is exactly what the time-matched vanilla student also buys.
 
     python bench/fit_gap.py models=teacher=bench/results/distill_gain_runs/cpu/teacher/seed0/best.pt,vanilla=... \
-        [imgsz=256] [threads=1]
+        [protocol=cfg/distill_gain_cpu.yaml] [imgsz=256] [threads=1]
 
-Both splits are scored by Ultralytics' validator on the protocol's data (cfg/distill_gain_cpu.yaml), with the
-same settings. Writes bench/results/fit_gap.json and .md.
+Both splits are scored by Ultralytics' validator on the protocol's data, with the same settings. Writes
+bench/results/fit_gap.json and .md for the default protocol, fit_gap_<protocol name>.json and .md for another.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import distill_gain  # noqa: E402
 from yolo_gism.fps import model_map  # noqa: E402
 
-OUT = ROOT / "bench" / "results" / "fit_gap.json"
+DEFAULT_PROTOCOL = "cfg/distill_gain_cpu.yaml"
 
 
 def split_map(weights: str, data: Path, split: str, imgsz: int) -> dict:
@@ -40,11 +40,13 @@ def split_map(weights: str, data: Path, split: str, imgsz: int) -> dict:
 def main(argv: list[str]) -> dict:
     import torch
 
-    args = {"imgsz": "256", "threads": "1", **dict(a.split("=", 1) for a in argv)}
+    args = {"imgsz": "256", "threads": "1", "protocol": DEFAULT_PROTOCOL, **dict(a.split("=", 1) for a in argv)}
     if "models" not in args:
         raise SystemExit("give models=name=path.pt,name=path.pt")
     torch.set_num_threads(int(args["threads"]))
-    data = distill_gain.dataset(distill_gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
+    protocol = distill_gain.load_protocol(str(ROOT / args["protocol"]))
+    data = distill_gain.dataset(protocol)
+    out = distill_gain.RESULTS / ("fit_gap" if args["protocol"] == DEFAULT_PROTOCOL else f"fit_gap_{protocol['name']}")
     models = dict(item.split("=", 1) for item in args["models"].split(","))
     rows = {}
     for name, weights in models.items():
@@ -56,13 +58,13 @@ def main(argv: list[str]) -> dict:
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "environment": distill_gain.environment(), "data": str(data.relative_to(ROOT)),
                "imgsz": int(args["imgsz"]), "models": rows}
-    OUT.write_text(json.dumps(payload, indent=2) + "\n")
-    lines = ["# Train vs validation mAP50-95 (gain protocol data)", "", f"`{payload['command']}`", "",
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [f"# Train vs validation mAP50-95 ({args['protocol']}'s data)", "", f"`{payload['command']}`", "",
              "| model | train | val | train - val, points |", "|---|---|---|---|"]
     lines += [f"| {n} | {r['train']['map50_95']:.4f} | {r['val']['map50_95']:.4f} | {r['train_minus_val_points']:+.2f} |"
               for n, r in rows.items()]
     lines += ["", "Same validator settings for both splits (Ultralytics' val transforms: no augmentation)."]
-    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return payload
 
 
