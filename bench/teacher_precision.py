@@ -30,16 +30,17 @@ DEFAULTS = dict(teacher=None, data=None, student=None, imgsz=256, batch=16, roun
                 out=str(ROOT / "bench" / "results" / "teacher_precision.json"))
 
 
-def validation_batch(data_yaml: str, imgsz: int, batch: int) -> torch.Tensor:
-    """One batch of real validation images, letterboxed by Ultralytics' own dataset code."""
+def dataset_images(data_yaml: str, imgsz: int, count: int | None, split: str = "val") -> torch.Tensor:
+    """The first `count` images (None: all) of a split, letterboxed by Ultralytics' own dataset code with its
+    validation transforms (no augmentation, whichever the split)."""
     from ultralytics.cfg import get_cfg
     from ultralytics.data import build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
     data = check_det_dataset(data_yaml)
     cfg = get_cfg(overrides={"imgsz": imgsz, "rect": False})
-    dataset = build_yolo_dataset(cfg, data["val"], batch, data, mode="val", stride=32)
-    items = [dataset[i] for i in range(batch)]
+    dataset = build_yolo_dataset(cfg, data[split], 1, data, mode="val", stride=32)
+    items = [dataset[i] for i in range(len(dataset) if count is None else count)]
     return torch.stack([item["img"] for item in items]).float() / 255
 
 
@@ -49,12 +50,12 @@ def timed(fn, images) -> float:
     return time.perf_counter() - start
 
 
-def kd_terms(teacher: dict, student: dict, temperature: float, reg_max: int) -> dict:
-    """GISM's class and box terms of `student` against `teacher`, over every anchor."""
+def kd_terms(teacher: dict, student: dict, temperature: float, reg_max: int, weight: torch.Tensor | None = None) -> dict:
+    """GISM's class and box terms of `student` against `teacher`, over every anchor (or weighted by a (B, A) weight)."""
     from yolo_gism.losses import BinDistributionKD, ClassScoreKD
 
     t_scores, s_scores = teacher["scores"].float(), student["scores"].float()
-    weight = torch.ones(t_scores.shape[0], t_scores.shape[2])
+    weight = torch.ones(t_scores.shape[0], t_scores.shape[2]) if weight is None else weight
     cls = ClassScoreKD(temperature)(s_scores.permute(0, 2, 1), t_scores.permute(0, 2, 1), weight)
     box = BinDistributionKD(reg_max, temperature)(student["boxes"].float().permute(0, 2, 1),
                                                   teacher["boxes"].float().permute(0, 2, 1), weight)
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> dict:
                          f"keys: {', '.join(DEFAULTS)}")
     cfg = {**DEFAULTS, **kwargs}
     torch.set_num_threads(int(cfg["threads"]))
-    images = validation_batch(str(cfg["data"]), int(cfg["imgsz"]), int(cfg["batch"]))
+    images = dataset_images(str(cfg["data"]), int(cfg["imgsz"]), int(cfg["batch"]))
     teachers = {dtype: FrozenTeacher(load_teacher_model(str(cfg["teacher"])), torch.device("cpu"), dtype)
                 for dtype in ("fp32", "bf16")}
     outputs = {dtype: teacher(images) for dtype, teacher in teachers.items()}  # also the warm-up

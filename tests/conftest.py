@@ -120,3 +120,8 @@ def gpu_check():
 @pytest.fixture(scope="module")
 def over_epochs():
     return _bench_script("gain_over_epochs")
+
+
+@pytest.fixture(scope="module")
+def agreement_bench():
+    return _bench_script("teacher_agreement")
