@@ -144,7 +144,7 @@ def place(run: dict, points: list[tuple[float, float]]) -> None:
 
 def markdown_block(report: dict) -> str:
     lines = [f"Written by `{report['command']}` into "
-             "[`bench/results/distill_gain_frontier.json`](bench/results/distill_gain_frontier.json) from the "
+             f"[`bench/results/{report['name']}.json`](bench/results/{report['name']}.json) from the "
              f"committed run records and cost measurements of {', '.join(report['protocols'])} (seed {report['seed']}).",
              "", "Training longer, no teacher (the frontier): " + ", ".join(
                  f"{v['epochs']} epochs {v['map50_95']:.4f}" for v in report["vanilla"]) + ".", "",
@@ -209,7 +209,7 @@ def publish(script: str, argv: list[str], analyse, name: str, title: str, draw) 
     paths = args["protocols"].split(",") if "protocols" in args else DEFAULT_PROTOCOLS
     if "suffix" in args:
         name = f"{name}_{args['suffix']}"
-    report = {"command": " ".join([f"python bench/{script}", *argv]), "protocols": paths,
+    report = {"command": " ".join([f"python bench/{script}", *argv]), "name": name, "protocols": paths,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "environment": distill_gain.environment(), **analyse(load(paths))}
     stem = distill_gain.RESULTS / name

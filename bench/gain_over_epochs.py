@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import distill_gain  # noqa: E402
 import gain_frontier  # noqa: E402
 
-CHECKPOINTS = (10, 25, 50, 75, 100, 125, 150)
+CHECKPOINTS = (10, 25, 50, 75, 100, 125, 150, 200, 250, 300)  # those up to the longest distilled run are read
 HALF_WINDOW = 2  # epochs each side: a five-epoch mean
 
 
@@ -86,6 +86,7 @@ def analyse(protocols: list[dict]) -> dict:
     groups: dict[tuple, list[dict]] = {}
     for run in distilled:
         groups.setdefault((run["protocol"], run["method"], run["epochs"]), []).append(run)
+    checkpoints = [e for e in CHECKPOINTS if e <= max((run["epochs"] for run in distilled), default=0)]
     rows = []
     for (protocol, method, epochs), runs in groups.items():
         def mean_lead(epoch):
@@ -94,20 +95,20 @@ def analyse(protocols: list[dict]) -> dict:
 
         rows.append({"protocol": protocol, "method": method, "epochs": epochs,
                      "seeds": sorted(run["seed"] for run in runs),
-                     "lead_points": {str(e): mean_lead(e) for e in CHECKPOINTS if e <= epochs},
+                     "lead_points": {str(e): mean_lead(e) for e in checkpoints if e <= epochs},
                      "lead_at_end_points": mean_lead(epochs),
                      "lead_curve_points": [mean_lead(e) for e in range(1, epochs + 1)]})
-    return {"half_window": HALF_WINDOW, "checkpoints": list(CHECKPOINTS), "distilled": rows,
+    return {"half_window": HALF_WINDOW, "checkpoints": checkpoints, "distilled": rows,
             "vanilla_runs": [{k: run[k] for k in ("protocol", "method", "seed", "epochs")} for run in vanilla],
-            "vanilla_spread": [vanilla_spread(vanilla, e) for e in CHECKPOINTS]}
+            "vanilla_spread": [vanilla_spread(vanilla, e) for e in checkpoints]}
 
 
 def markdown_block(report: dict) -> str:
     cell = lambda value: f"{value:+.2f}" if value is not None else "–"  # noqa: E731
     header = " | ".join(f"epoch {e}" for e in report["checkpoints"])
     lines = [f"Written by `{report['command']}` into "
-             "[`bench/results/distill_gain_over_epochs.json`](bench/results/distill_gain_over_epochs.json) from the "
-             f"committed run records of {', '.join(report['protocols'])}. Points of mAP50-95, five-epoch means.", "",
+             f"[`bench/results/{report['name']}.json`](bench/results/{report['name']}.json) from the committed"
+             f" run records of {', '.join(report['protocols'])}. Points of mAP50-95, five-epoch means.", "",
              f"| run | seeds | {header} | at its end |", "|---|---|" + "---|" * (len(report["checkpoints"]) + 1)]
     for row in report["distilled"]:
         leads = " | ".join(cell(row["lead_points"].get(str(e))) for e in report["checkpoints"])

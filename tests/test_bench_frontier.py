@@ -68,7 +68,7 @@ def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_
     headroom = {t["student_epochs"]: t["headroom_points"] for t in got["teachers"]}
     assert headroom[100] == pytest.approx(100 * (0.27 - 0.232)) and headroom[150] is None
 
-    report = {"command": "c", "protocols": ["a"], **got}
+    report = {"command": "c", "name": "distill_gain_frontier", "protocols": ["a"], **got}
     assert got["cost_files"] == ["bench/results/distill_gain_runs/cpu_long/cost.json"]
     text = frontier.markdown_block(report)
     # +2.00 over the 100-epoch vanilla run, whose 40 % more time buys it +3.20 instead: 1.20 behind
@@ -76,6 +76,7 @@ def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_
     assert runs["cpu_long/gism"]["worth_epochs"] == pytest.approx(125)
     assert runs["cpu_converged/gism"]["worth_epochs"] == pytest.approx(150 + 50 * 0.015 / 0.02)
     assert "| cpu_long/gism | 100 | 100 | 1.40 | 140 | 0.2200 | 0.2320 | +2.00 | +3.20 | -1.20 | 125 |" in text
+    assert "into [`bench/results/distill_gain_frontier.json`](bench/results/distill_gain_frontier.json)" in text
     assert ("| cpu_converged/gism | 100 | 150 | 1.40 | 210 | 0.2550 | outside the vanilla runs | +1.50 | – | – | 188 |"
             in text)
     assert "Runs above the frontier: 1 of 3 (cpu_long/ablation_kd_every4)." in text
@@ -119,7 +120,7 @@ def test_publish_writes_the_json_markdown_plot_and_only_its_own_readme_block(fro
 
     assert read == [["p.yaml", "q.yaml"]] and report["analysed"] == ["loaded"]
     assert report["command"] == "python bench/s.py protocols=p.yaml,q.yaml"
-    assert report["protocols"] == ["p.yaml", "q.yaml"]
+    assert report["protocols"] == ["p.yaml", "q.yaml"] and report["name"] == "x"
     assert json.loads((tmp_path / "x.json").read_text())["rows"] == 3
     assert (tmp_path / "x.md").read_text() == "# Title\n\n3 rows\n"
     assert plotted == [tmp_path / "x.png"]

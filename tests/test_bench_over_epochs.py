@@ -49,6 +49,8 @@ def test_leads_are_against_the_same_seed_twin_and_reused_runs_count_once(over_ep
     assert spread[50]["runs"] == 4 and spread[50]["range_points"] == pytest.approx(10.0)
     assert spread[150]["runs"] == 2 and spread[150]["range_points"] == pytest.approx(1.0)
 
-    text = over_epochs.markdown_block({"command": "c", "protocols": ["a"], **report})
+    assert report["checkpoints"] == [10, 25, 50, 75, 100, 125, 150]  # up to the longest distilled run
+    text = over_epochs.markdown_block({"command": "c", "name": "over_small", "protocols": ["a"], **report})
+    assert "into [`bench/results/over_small.json`](bench/results/over_small.json)" in text
     assert "| cpu_long/gism (100 epochs) | 0,1 | +2.00 | +2.00 | +2.00 | +2.00 | +2.00 | – | – | +2.00 |" in text
     assert "| vanilla runs' range (how many) | – |" in text
