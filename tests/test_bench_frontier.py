@@ -102,12 +102,19 @@ def test_gism_cost_timed_beside_the_other_methods_comes_first(frontier, monkeypa
     assert gain.cost_ratio(protocol, "ablation_x") == 1.7
 
 
-def test_publish_writes_the_json_markdown_plot_and_only_its_own_readme_block(frontier, monkeypatch, tmp_path):
+def _publishing_into(tmp_path, monkeypatch, frontier, readme_text: str) -> Path:
+    """Results and README under tmp_path; the README holds readme_text."""
     monkeypatch.setattr(frontier.distill_gain, "RESULTS", tmp_path)
     monkeypatch.setattr(frontier, "ROOT", tmp_path)
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- x results: start -->\nold\n<!-- x results: end -->\n"
-                      "<!-- y results: start -->\nkept\n<!-- y results: end -->\n")
+    readme.write_text(readme_text)
+    return readme
+
+
+def test_publish_writes_the_json_markdown_plot_and_only_its_own_readme_block(frontier, monkeypatch, tmp_path):
+    readme = _publishing_into(tmp_path, monkeypatch, frontier,
+                              "intro\n<!-- x results: start -->\nold\n<!-- x results: end -->\n"
+                              "<!-- y results: start -->\nkept\n<!-- y results: end -->\n")
     plotted = []
     draw = types.SimpleNamespace(markdown_block=lambda report: f"{report['rows']} rows",
                                  plot=lambda report, path: plotted.append(path))
@@ -129,11 +136,9 @@ def test_publish_writes_the_json_markdown_plot_and_only_its_own_readme_block(fro
 
 
 def test_a_suffix_writes_beside_the_default_reading_instead_of_over_it(frontier, monkeypatch, tmp_path):
-    monkeypatch.setattr(frontier.distill_gain, "RESULTS", tmp_path)
-    monkeypatch.setattr(frontier, "ROOT", tmp_path)
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- x results: start -->\nold\n<!-- x results: end -->\n"
-                      "<!-- x_small results: start -->\nold\n<!-- x_small results: end -->\n")
+    readme = _publishing_into(tmp_path, monkeypatch, frontier,
+                              "<!-- x results: start -->\nold\n<!-- x results: end -->\n"
+                              "<!-- x_small results: start -->\nold\n<!-- x_small results: end -->\n")
     monkeypatch.setattr(frontier, "load", lambda paths: paths)
     draw = types.SimpleNamespace(markdown_block=lambda report: "new", plot=lambda report, path: None)
 
