@@ -49,6 +49,7 @@ def foreground(teacher: dict, threshold: float) -> torch.Tensor:
 
 
 def agreement(teacher: dict, students: dict, temperature: float, reg_max: int, threshold: float) -> dict:
+    """Each student's class and box terms against the teacher, everywhere and on the teacher's foreground."""
     fg = foreground(teacher, threshold)
     rows = {"foreground_share": fg.mean().item()}
     for name, outputs in students.items():
