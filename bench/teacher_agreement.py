@@ -34,11 +34,8 @@ from teacher_precision import dataset_images, kd_terms  # noqa: E402
 DEFAULTS = dict(protocol=None, teacher=None, students=None, imgsz=256, temperature=2.0, fg=0.25, chunk=25, threads=1)
 
 
-def head_outputs(weights: str, images: torch.Tensor, chunk: int) -> dict:
-    """Raw class logits and DFL bins of a model on the images, in fp32, a chunk of images at a time."""
-    from yolo_gism.teacher import FrozenTeacher, load_teacher_model
-
-    model = FrozenTeacher(load_teacher_model(weights), torch.device("cpu"), "fp32")
+def head_outputs(model, images: torch.Tensor, chunk: int) -> dict:
+    """Raw class logits and DFL bins of a model (a FrozenTeacher) on the images, a chunk of images at a time."""
     parts = [model(images[i:i + chunk]) for i in range(0, len(images), chunk)]
     return {key: torch.cat([p[key] for p in parts]) for key in ("scores", "boxes")}
 
@@ -80,7 +77,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str]) -> dict:
     from yolo_gism.cli import parse_args
     from yolo_gism.fps_report import environment
-    from yolo_gism.teacher import detect_head, load_teacher_model
+    from yolo_gism.teacher import FrozenTeacher, detect_head, load_teacher_model
 
     words, kwargs = parse_args(argv)
     cfg = {**DEFAULTS, **kwargs}
@@ -90,13 +87,15 @@ def main(argv: list[str]) -> dict:
     torch.set_num_threads(int(cfg["threads"]))
     protocol = distill_gain.load_protocol(str(ROOT / cfg["protocol"]))
     data = str(distill_gain.dataset(protocol))
-    reg_max = detect_head(load_teacher_model(str(cfg["teacher"]))).reg_max
     students = dict(item.split("=", 1) for item in str(cfg["students"]).split(","))
+    load = lambda path: FrozenTeacher(load_teacher_model(path), torch.device("cpu"), "fp32")  # noqa: E731
+    teacher_model, student_models = load(str(cfg["teacher"])), {name: load(path) for name, path in students.items()}
+    reg_max = detect_head(teacher_model.model).reg_max
     splits = {}
     for split in ("train", "val"):
         images = dataset_images(data, int(cfg["imgsz"]), None, split)
-        teacher = head_outputs(str(cfg["teacher"]), images, int(cfg["chunk"]))
-        outputs = {name: head_outputs(path, images, int(cfg["chunk"])) for name, path in students.items()}
+        teacher = head_outputs(teacher_model, images, int(cfg["chunk"]))
+        outputs = {name: head_outputs(model, images, int(cfg["chunk"])) for name, model in student_models.items()}
         splits[split] = agreement(teacher, outputs, float(cfg["temperature"]), reg_max, float(cfg["fg"]))
     result = {"command": "python bench/teacher_agreement.py " + " ".join(argv),
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": cfg,
