@@ -278,12 +278,23 @@ def _curve(results_csv: Path) -> dict:
     with open(results_csv) as f:
         rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
     curve = [float(r["metrics/mAP50-95(B)"]) for r in rows]
-    tenth = max(1, len(curve) // 10)
     return {
         "curve_map50_95": curve,
-        "gain_last_tenth": curve[-1] - curve[-1 - tenth] if len(curve) > tenth else None,
+        "gain_last_tenth": gain_last_tenth(curve),
         "epoch_seconds": training_seconds([float(r["time"]) for r in rows]) / len(rows),
     }
+
+
+def gain_last_tenth(curve: list[float], window: int = 5) -> float | None:
+    """How much the curve rose over its last tenth of epochs: the mean of its last `window` epochs minus the mean
+    of the `window` epochs ending a tenth earlier (the window shrinks to the tenth on short curves). Single
+    epochs differ by +-0.2 points from one to the next, which alone could flip the convergence verdict."""
+    tenth = max(1, len(curve) // 10)
+    width = min(window, tenth)
+    if len(curve) < tenth + width:
+        return None
+    end = len(curve) - tenth
+    return statistics.mean(curve[-width:]) - statistics.mean(curve[end - width:end])
 
 
 def training_seconds(times: list[float]) -> float:
@@ -716,6 +727,8 @@ def step_report(protocol, command):
         gap = teacher["map50_95_mean"] - vanilla["map50_95_mean"]
         for s in summary.values():
             s["gap_closed"] = (s["map50_95_mean"] - vanilla["map50_95_mean"]) / gap if gap > 0 else None
+    for record in (r for runs in found.values() for r in runs if "curve_map50_95" in r):
+        record["gain_last_tenth"] = gain_last_tenth(record["curve_map50_95"])  # records from before it was windowed
     report = {
         "command": command,
         "protocol": yaml.safe_load(Path(protocol["_file"]).read_text()),
@@ -834,7 +847,7 @@ def matched_lines(report) -> list[str]:
 def convergence_line(report) -> str:
     """Has the vanilla student stopped improving? An unconverged schedule flatters distillation."""
     curves = report["vanilla_curves"].values()
-    gains = [100 * (c[-1] - c[-1 - max(1, len(c) // 10)]) for c in curves if len(c) > 10]
+    gains = [100 * gain_last_tenth(c) for c in curves if len(c) > 10]
     if not gains:
         return "Vanilla convergence: no vanilla curve recorded yet."
     gain = statistics.mean(gains)
@@ -842,7 +855,7 @@ def convergence_line(report) -> str:
                "it is **still rising**, so epoch-matched gains flatter distillation; the time-matched vanilla is the "
                "fair comparison")
     line = (f"Vanilla convergence: mAP50-95 rose {gain:+.2f} points over the last tenth of its epochs "
-            f"(mean of {len(gains)} seed(s)); {verdict}.")
+            f"(means of up to 5 epochs at each end; mean of {len(gains)} seed(s)); {verdict}.")
     vanilla, matched = report["summary"].get("vanilla"), report["summary"].get("vanilla_time_matched")
     if vanilla and matched:  # the direct test: did more epochs of the same recipe help?
         line += (f" Training longer instead: {matched['epochs']} epochs scored "

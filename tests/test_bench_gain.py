@@ -55,9 +55,9 @@ def test_readme_without_markers_is_left_alone(gain, tmp_path):
 
 
 def test_convergence_verdict_uses_the_last_tenth_of_the_curve(gain):
-    # 20 epochs: the last tenth is 2 epochs; 0.100 -> 0.1005 is +0.05 points (flat), 0.100 -> 0.110 is +1.0 point
-    flat = [0.05] * 17 + [0.100, 0.1003, 0.1005]
-    rising = [0.05] * 17 + [0.100, 0.105, 0.110]
+    # 20 epochs: the last tenth is 2 epochs, so the windows are 2 epochs wide: mean(epochs 19, 20) - mean(17, 18)
+    flat = [0.05] * 16 + [0.100, 0.1000, 0.1004, 0.1006]  # (0.1004 + 0.1006)/2 - 0.100 = +0.05 points
+    rising = [0.05] * 16 + [0.100, 0.102, 0.110, 0.112]  # 0.111 - 0.101 = +1.0 point
     assert "+0.05 points" in gain.convergence_line(_report(flat)) and "stopped improving" in gain.convergence_line(
         _report(flat))
     assert "+1.00 points" in gain.convergence_line(_report(rising)) and "still rising" in gain.convergence_line(
@@ -67,6 +67,15 @@ def test_convergence_verdict_uses_the_last_tenth_of_the_curve(gain):
     report["summary"]["vanilla_time_matched"] = {"map50_95_mean": 0.125, "seeds": [0], "epochs": 83}
     assert ("Training longer instead: 83 epochs scored +2.50 points over 50 (seeds 0 against 0,1)"
             in gain.convergence_line(report))
+
+
+def test_last_tenth_gain_compares_five_epoch_means(gain):
+    # 100 epochs: the tenth is 10 epochs; mean(epochs 96-100) - mean(epochs 86-90), not epoch 100 - epoch 90
+    curve = [0.0] * 85 + [0.10, 0.10, 0.10, 0.10, 0.20] + [0.0] * 5 + [0.30, 0.30, 0.30, 0.30, 0.10]
+    assert gain.gain_last_tenth(curve) == pytest.approx(0.26 - 0.12)
+    assert curve[-1] - curve[-11] == pytest.approx(-0.10)  # what the single-epoch reading would have said
+    assert gain.gain_last_tenth([0.1]) is None  # one epoch: nothing before it to compare with
+    assert gain.gain_last_tenth([0.1, 0.2]) == pytest.approx(0.1)  # 2 epochs: windows of one
 
 
 def test_goals_follow_the_issue_and_say_when_unmeasured(gain):
