@@ -52,6 +52,7 @@ def load_protocol(path: str) -> dict:
     student and GISM settings are the same (a teacher's forward costs the same whatever its weights), and the
     base's finished teacher-free runs (vanilla students) are reused where their settings and seed match."""
     protocol = yaml.safe_load(Path(path).read_text())
+    teacher_source = _teacher_from(protocol, path)
     if "base" in protocol:
         base = load_protocol(str(ROOT / protocol["base"]))
         clash = [k for k in BASE_KEYS if k in protocol and protocol[k] != base.get(k)]
@@ -67,9 +68,25 @@ def load_protocol(path: str) -> dict:
         protocol["_teacher_home"] = protocol["name"] if own_teacher else base.get("_teacher_home", base["name"])
         protocol["_cost_home"] = base.get("_cost_home", base["name"]) if same_cost else protocol["name"]
         protocol["_bases"] = [base["name"], *base.get("_bases", [])]
+    if teacher_source:
+        protocol["_teacher_home"] = home(teacher_source, "teacher")
     protocol["_file"] = str(path)
     _check_match_time(protocol, path)
     return protocol
+
+
+def _teacher_from(protocol: dict, path) -> dict | None:
+    """`teacher_from: <other protocol file>`: distil from that protocol's finished teacher (the very weights, its
+    record and its mAP), trained on that protocol's data, which may be more than this protocol's students get:
+    the usual case of a teacher that knows more than the student's data. Returns the other protocol."""
+    if "teacher_from" not in protocol:
+        return None
+    if "teacher" in protocol:
+        raise ValueError(f"{path}: give either teacher (trained by this protocol) or teacher_from (another "
+                         f"protocol's teacher), not both")
+    source = load_protocol(str(ROOT / protocol["teacher_from"]))
+    protocol["teacher"] = dict(source["teacher"])
+    return source
 
 
 def on_device(protocol: dict, device: str) -> dict:
@@ -553,6 +570,10 @@ def _stamp(command: str) -> dict:
 
 # ----- steps -----------------------------------------------------------------------------------
 def step_teacher(protocol):
+    seed = protocol["teacher"].get("seed", 0)
+    if "teacher_from" in protocol and finished_metrics(protocol, "teacher", seed) is None:
+        raise RuntimeError(f"the teacher comes from {protocol['teacher_from']} and is trained on that protocol's "
+                           f"data: run steps=teacher with protocol={protocol['teacher_from']}")
     ensure(protocol, "teacher", protocol["teacher"].get("seed", 0), specs(protocol)["teacher"])
 
 

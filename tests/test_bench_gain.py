@@ -306,6 +306,31 @@ def test_a_protocol_with_a_base_and_its_own_teacher_reuses_only_teacher_free_run
     assert gain.home(gain.load_protocol(str(other)), "cost") == "other"  # another teacher architecture: own cost
 
 
+def test_a_protocol_may_distil_from_another_protocols_teacher_trained_on_more_data(gain, monkeypatch, tmp_path):
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    more = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_teacher_more_data.yaml"))
+    small = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_small_data.yaml"))
+    strong = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_strong_teacher.yaml"))
+    assert more["data"] == small["data"] and more["data"]["train"] < strong["data"]["train"]  # students: 100 images
+    assert more["teacher"] == strong["teacher"]  # the teacher's recipe, trained on its own protocol's 500 images
+    assert gain.teacher_path(more) == gain.teacher_path(strong)  # the very same weights
+    assert gain.record_dir(more, "teacher", 0) == gain.record_dir(strong, "teacher", 0)
+    assert gain.home(more) == "cpu_small_data" and gain.cost_file(more) == gain.cost_file(small)
+    assert more["_bases"] == ["cpu_small_data"]  # vanilla runs come from the small-data protocol, not the teacher's
+
+    monkeypatch.setattr(gain.subprocess, "run", lambda *a, **k: pytest.fail("no teacher may train on these images"))
+    with pytest.raises(RuntimeError, match="run steps=teacher with protocol=cfg/distill_gain_cpu_strong_teacher.yaml"):
+        gain.step_teacher(more)  # its teacher is not finished here (RESULTS is empty)
+
+    both = tmp_path / "both.yaml"
+    both.write_text("name: both\nbase: cfg/distill_gain_cpu_small_data.yaml\nteacher_from: "
+                    "cfg/distill_gain_cpu_strong_teacher.yaml\nteacher: {model: yolov8m.yaml, epochs: 5}\n"
+                    "student: {model: yolov8n.yaml, epochs: 5}\nseeds: [0]\n")
+    with pytest.raises(ValueError, match="either teacher .* or teacher_from"):
+        gain.load_protocol(str(both))
+
+
 def test_match_time_may_only_name_runs_that_steps_ablations_trains(gain, tmp_path):
     protocol = tmp_path / "p.yaml"
     head = "name: p\nstudent: {model: yolov8n.yaml, epochs: 5}\nseeds: [0]\nablations: {kd_every4: {kd_every: 4}}\n"
