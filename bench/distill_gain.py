@@ -574,7 +574,7 @@ def step_teacher(protocol):
     if "teacher_from" in protocol and finished_metrics(protocol, "teacher", seed) is None:
         raise RuntimeError(f"the teacher comes from {protocol['teacher_from']} and is trained on that protocol's "
                            f"data: run steps=teacher with protocol={protocol['teacher_from']}")
-    ensure(protocol, "teacher", protocol["teacher"].get("seed", 0), specs(protocol)["teacher"])
+    ensure(protocol, "teacher", seed, specs(protocol)["teacher"])
 
 
 def step_vanilla(protocol, seeds):
