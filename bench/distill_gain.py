@@ -762,6 +762,10 @@ def step_report(protocol, command):
         "goals": goals(summary),
         "runs": found,
     }
+    if "teacher_from" in protocol:  # the gap is to a teacher trained on other data: the tables must say so
+        source = load_protocol(str(ROOT / protocol["teacher_from"]))
+        report["teacher_from"] = {"protocol": protocol["teacher_from"], "data": source["data"],
+                                  "students_data": protocol["data"]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / report_name(protocol)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
@@ -814,7 +818,7 @@ def readme_section(report) -> str:
     verdict = {True: "met", False: "**not met**", None: "not measured yet"}
     lines += ["", "Goals (CPU protocol): " + "; ".join(f"{name.replace('_', ' ')}: {verdict[ok]}"
                                                        for name, ok in report["goals"].items()) + "."]
-    lines += ablation_lines(report)
+    lines += ablation_lines(report) + teacher_lines(report)
     lines += ["", convergence_line(report)]
     missing = [m for m in MAIN_METHODS if m not in report["summary"]]
     if not report["complete"]:
@@ -889,6 +893,20 @@ def update_readme(report, path: Path = ROOT / "README.md") -> None:
     replace_block(path, report_name(report["protocol"]), readme_section(report))
 
 
+def teacher_lines(report) -> list[str]:
+    """Where the teacher came from, when another protocol trained it on its own data."""
+    source = report.get("teacher_from")
+    if not source:
+        return []
+
+    def images(data: dict) -> str:
+        return f"{data['train']} training images" if data.get("source") == "builtin" else f"`{data.get('source')}`"
+
+    return ["", f"Teacher: the finished teacher of `{source['protocol']}`, trained on that protocol's data "
+                f"({images(source['data'])}), not on the students' ({images(source['students_data'])}); the gap "
+                f"closed is measured to a teacher that saw more than the students."]
+
+
 def markdown(report) -> str:
     lines = [f"# Distillation gain ({report['protocol']['name']} protocol)", "",
              f"Command: `{report['command']}`", "",
@@ -899,7 +917,7 @@ def markdown(report) -> str:
         lines.append(f"| {m} | {s['map50_95_mean']:.4f} ± {s['map50_95_std']:.4f} | {len(s['seeds'])} | "
                      f"{s['map50_mean']:.4f} | {s['ap_small_mean']:.4f} | {s['ap_crowded_mean']:.4f} | "
                      f"{s['epoch_seconds_mean']:.1f} | {s['epochs']} | {gap} |")
-    lines += ["", convergence_line(report)]
+    lines += teacher_lines(report) + ["", convergence_line(report)]
     if not report["complete"]:
         lines += ["", "**Incomplete:** not every main method has all protocol seeds yet; numbers are partial."]
     return "\n".join(lines) + "\n"

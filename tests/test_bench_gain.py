@@ -331,6 +331,19 @@ def test_a_protocol_may_distil_from_another_protocols_teacher_trained_on_more_da
         gain.load_protocol(str(both))
 
 
+def test_a_report_says_when_its_teacher_was_trained_on_more_data_than_the_students(gain):
+    report = _report([0.1] * 20)
+    report["protocol"]["name"] = "small"
+    assert "Teacher:" not in gain.readme_section(report) and "Teacher:" not in gain.markdown(
+        {**report, "all_methods": {}})  # the table's columns are another test's business
+    report["teacher_from"] = {"protocol": "cfg/distill_gain_cpu_strong_teacher.yaml",
+                              "data": {"source": "builtin", "train": 500}, "students_data": {"source": "builtin",
+                                                                                              "train": 100}}
+    line = ("Teacher: the finished teacher of `cfg/distill_gain_cpu_strong_teacher.yaml`, trained on that protocol's "
+            "data (500 training images), not on the students' (100 training images)")
+    assert line in gain.readme_section(report) and line in gain.markdown({**report, "all_methods": {}})
+
+
 def test_match_time_may_only_name_runs_that_steps_ablations_trains(gain, tmp_path):
     protocol = tmp_path / "p.yaml"
     head = "name: p\nstudent: {model: yolov8n.yaml, epochs: 5}\nseeds: [0]\nablations: {kd_every4: {kd_every: 4}}\n"
