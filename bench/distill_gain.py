@@ -86,6 +86,7 @@ def _teacher_from(protocol: dict, path) -> dict | None:
                          f"protocol's teacher), not both")
     source = load_protocol(str(ROOT / protocol["teacher_from"]))
     protocol["teacher"] = dict(source["teacher"])
+    protocol["_teacher_data"] = source["data"]  # what the teacher was trained on, for the report
     return source
 
 
@@ -763,8 +764,7 @@ def step_report(protocol, command):
         "runs": found,
     }
     if "teacher_from" in protocol:  # the gap is to a teacher trained on other data: the tables must say so
-        source = load_protocol(str(ROOT / protocol["teacher_from"]))
-        report["teacher_from"] = {"protocol": protocol["teacher_from"], "data": source["data"],
+        report["teacher_from"] = {"protocol": protocol["teacher_from"], "data": protocol["_teacher_data"],
                                   "students_data": protocol["data"]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / report_name(protocol)

@@ -314,6 +314,7 @@ def test_a_protocol_may_distil_from_another_protocols_teacher_trained_on_more_da
     strong = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_strong_teacher.yaml"))
     assert more["data"] == small["data"] and more["data"]["train"] < strong["data"]["train"]  # students: 100 images
     assert more["teacher"] == strong["teacher"]  # the teacher's recipe, trained on its own protocol's 500 images
+    assert more["_teacher_data"] == strong["data"]  # what its report will say the teacher was trained on
     assert gain.teacher_path(more) == gain.teacher_path(strong)  # the very same weights
     assert gain.record_dir(more, "teacher", 0) == gain.record_dir(strong, "teacher", 0)
     assert gain.home(more) == "cpu_small_data" and gain.cost_file(more) == gain.cost_file(small)
