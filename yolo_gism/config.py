@@ -55,6 +55,7 @@ class GISMConfig:
     teacher_layers: list[int] | None = None
     class_map: dict[Any, Any] | None = None
     teacher_dtype: str = "auto"
+    offline: bool = False
     teacher: str | None = field(default=None, repr=False)  # path to a teacher checkpoint or yaml
 
     def __post_init__(self):
@@ -98,7 +99,7 @@ class GISMConfig:
         _number(self, "kd_every", int, low=1)
         _number(self, "gi_topk", int, low=1)
         _number(self, "gi_iou", float, low=0.0, high=1.0)
-        for name in ("kd_feat", "kd_cls", "kd_box", "kd_cross"):
+        for name in ("kd_feat", "kd_cls", "kd_box", "kd_cross", "offline"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
         _choice(self, "selection", SELECTIONS)
@@ -126,9 +127,25 @@ class GISMConfig:
         if not any((self.kd_feat, self.kd_cls, self.kd_box, self.kd_cross)) and self.assign != "teacher":
             raise ValueError("kd_feat, kd_cls, kd_box and kd_cross are all false and assign=student: there is "
                              "nothing to distill")
+        if self.offline:
+            self._check_offline()
         if self.kd_cross and self.student_layers is not None:
             raise ValueError("kd_cross=true runs the teacher's Detect head on the adapted student maps, so it needs "
                              "student_layers and teacher_layers left at null (the layers that feed Detect)")
+
+    def _check_offline(self) -> None:
+        """offline=true distils from the teacher's detections made before training (yolo_gism.offline); what needs
+        the teacher's maps of each augmented batch cannot run, and asking for it is an error, not a silent no-op."""
+        needs_maps = [f"{k}=true" for k in ("kd_feat", "kd_cross") if getattr(self, k)]
+        needs_maps += [f"assign={self.assign}"] if self.assign == "teacher" else []
+        needs_maps += [f"selection={self.selection}"] if self.selection != "none" else []
+        needs_maps += ["student_layers"] if self.student_layers is not None else []
+        if needs_maps:
+            raise ValueError(f"offline=true runs the teacher once before training, so {', '.join(needs_maps)} (which "
+                             "read the teacher's maps of every batch) cannot apply: set kd_feat=false kd_cross=false "
+                             "assign=student selection=none and leave the layers unset")
+        if not (self.kd_cls or self.kd_box):
+            raise ValueError("offline=true with kd_cls=false and kd_box=false: there is nothing to distill")
 
     def teacher_active(self, epoch: int, epochs: int) -> bool:
         """False for the last kd_stop epochs: they train as stock Ultralytics, without the teacher's forward pass

@@ -14,6 +14,10 @@ L_det is Ultralytics' own loss, which is already multiplied by B (with assign=te
 assigner ranks anchors by the teacher's predictions: yolo_gism.assign); each GISM term is a weighted mean over
 locations (see yolo_gism.losses), so the B factor gives the two parts the same scaling, as Ultralytics'
 built-in distillation does.
+
+With offline=true (yolo_gism.offline) the teacher never runs during training; its detections ride in the batch as
+extra instances and the bracket becomes [ T^2 KL_cls + alpha L_box ] over the anchors Ultralytics' task-aligned
+assigner gives each teacher instance, weighted by that instance's confidence (``offline_terms``).
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ultralytics.utils.tal import make_anchors
+from ultralytics.utils.tal import TaskAlignedAssigner, make_anchors
 
 from . import assign
 from .distributed import average_tensor
 from .losses import BinDistributionKD, ClassScoreKD, DecodedBoxKD, FeatureAlignLoss
+from .offline import split_teacher_instances
 from .select import (anchor_weight_from_instances, boxes_to_mask, gi_instances, gt_instances, level_shapes,
                      split_anchor_weight)
 from .teacher import map_teacher_scores
@@ -50,7 +55,7 @@ def to_xyxy(ltrb: torch.Tensor, anchors: torch.Tensor, strides: torch.Tensor) ->
 
 class GISMCriterion:
     def __init__(self, detection, teacher, adapters, level_weights, cfg, class_groups, student_reg_max,
-                 teacher_reg_max, strides, recorder=None):
+                 teacher_reg_max, strides, recorder=None, instance_logits=None):
         self.detection = detection  # Ultralytics' criterion for the student (its assigner wrapped for assign=teacher)
         self.assigner = assign.install(detection) if cfg.assign == "teacher" else None
         self.has_terms = any((cfg.kd_feat, cfg.kd_cls, cfg.kd_box, cfg.kd_cross))  # none: assign=teacher alone
@@ -68,6 +73,11 @@ class GISMCriterion:
         self.box_loss = BinDistributionKD(student_reg_max, cfg.temperature) if same_bins else DecodedBoxKD()
         self.cross_box_loss = (BinDistributionKD(teacher_reg_max, cfg.temperature) if teacher_reg_max > 1
                                else DecodedBoxKD())  # cross-head outputs always have the teacher's bins
+        # offline teacher: its class logits per instance row, and an assigner of the student's anchors to instances
+        self.instance_logits = instance_logits
+        self.instance_assigner = (TaskAlignedAssigner(topk=10, num_classes=len(class_groups), alpha=0.5, beta=6.0,
+                                                      stride=strides.tolist()) if instance_logits is not None else None)
+        self.offline_box_loss = DecodedBoxKD()
         self.kd_lambda, self.teacher_active = 0.0, True
         self.epoch, self.batch_index = 0, 0
         self.problem: str | None = None  # set when a GISM term was not finite; the trainer skips that step
@@ -96,8 +106,12 @@ class GISMCriterion:
         teacher_batch = training and self.teacher_active and (self.batch_index - 1) % self.cfg.kd_every == 0
         distilling = teacher_batch and self.kd_lambda != 0.0 and self.has_terms
         student = preds.get("one2many", preds) if training else None  # end-to-end: one2one trains on detached feats
+        offline = self.instance_logits is not None
+        if offline and training:  # the teacher's instances leave the batch before Ultralytics' loss reads it
+            batch, instances = split_teacher_instances(batch, len(self.class_groups))
         # label assignment from the teacher applies from the first batch, warm-up included
-        teacher = self.teacher(batch["img"]) if distilling or (teacher_batch and self.assigner is not None) else None
+        needs_teacher = not offline and (distilling or (teacher_batch and self.assigner is not None))
+        teacher = self.teacher(batch["img"]) if needs_teacher else None
         view = self.teacher_view(student, teacher) if teacher is not None else None
         if view is not None and self.assigner is not None:
             self.assign_from_teacher(*view)
@@ -107,7 +121,7 @@ class GISMCriterion:
             if self.recorder is not None:
                 self.recorder.pop()
             return torch.cat([det_loss, zero]), {**items, **dict.fromkeys(LOSS_NAMES, zero[0].detach())}
-        terms = self.terms(student, teacher, batch, view)
+        terms = self.offline_terms(student, batch, instances) if offline else self.terms(student, teacher, batch, view)
         total = sum(terms.values())
         items = {**items, **{name: value.detach().reshape(()) for name, value in zip(LOSS_NAMES, terms.values())}}
         return torch.cat([det_loss, (total * batch["img"].shape[0]).reshape(1)]), items
@@ -142,6 +156,57 @@ class GISMCriterion:
         terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cls, "box": lam * cfg.alpha * box,
                  "cross": lam * cross}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
+
+    def offline_terms(self, student: dict, batch: dict, instances: dict) -> dict[str, torch.Tensor]:
+        """Class and box terms toward the offline teacher's instances, each already multiplied by lambda.
+
+        Each instance gets the student's anchors that Ultralytics' task-aligned assigner (ranked by the student's own
+        predictions, as for the labels) gives it; an anchor's weight is its instance's confidence (max class
+        probability). KL_cls: T^2 binary KL to the instance's class logits. L_box: L1 + (1 - IoU) between the
+        student's edge distances and the instance box's, in grid units (DecodedBoxKD), the teacher's edges clipped
+        to what the student's bins can express."""
+        cfg, lam = self.cfg, self.kd_lambda
+        s_scores = student["scores"].float().permute(0, 2, 1)  # (B, A, C)
+        s_ltrb = ltrb_distances(student["boxes"], self.student_reg_max)
+        anchors, strides = make_anchors(student["feats"], self.strides, 0.5)
+        boxes, rows, valid = self.padded_instances(instances, batch)
+        zero = s_scores.sum() * 0.0
+        if not valid.any():
+            return {"feat": zero, "cls": zero, "box": zero, "cross": zero}
+        t_logits = self.instance_logits[rows]  # (B, N, C)
+        labels = t_logits.argmax(-1, keepdim=True)
+        _, _, _, fg, index = self.instance_assigner(
+            s_scores.detach().sigmoid(), to_xyxy(s_ltrb.detach(), anchors, strides), anchors * strides,
+            labels, boxes, valid[..., None].float())
+        t_anchor_logits = t_logits.gather(1, index[..., None].expand(-1, -1, t_logits.shape[-1]))  # (B, A, C)
+        t_boxes = boxes.gather(1, index[..., None].expand(-1, -1, 4)) / strides  # (B, A, 4) in grid units
+        t_ltrb = torch.cat([anchors - t_boxes[..., :2], t_boxes[..., 2:] - anchors], -1)
+        if self.student_reg_max > 1:
+            t_ltrb = t_ltrb.clamp(0, self.student_reg_max - 1.01)
+        weight = fg.float() * t_anchor_logits.sigmoid().amax(-1)
+        cls = self.class_loss(s_scores, t_anchor_logits, weight) if cfg.kd_cls else zero
+        box = self.offline_box_loss(s_ltrb, t_ltrb, weight) if cfg.kd_box else zero
+        terms = {"feat": zero, "cls": lam * cls, "box": lam * cfg.alpha * box, "cross": zero}
+        return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
+
+    def padded_instances(self, instances: dict, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher instances per image, padded to the most any image has: (B, N, 4) xyxy pixel boxes, (B, N) rows
+        into the logit table and a (B, N) mask of the real ones."""
+        b, (h, w) = batch["img"].shape[0], batch["img"].shape[-2:]
+        index = instances["batch_idx"]
+        counts = torch.bincount(index, minlength=b)
+        n = int(counts.max()) if len(index) else 0
+        order = torch.argsort(index, stable=True)
+        index, starts = index[order], torch.cumsum(counts, 0) - counts
+        slot = torch.arange(len(index), device=index.device) - starts[index]
+        xywh = instances["bboxes"][order].float() * torch.tensor([w, h, w, h], device=index.device)
+        boxes = torch.zeros(b, n, 4, device=index.device)
+        boxes[index, slot] = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], -1)
+        rows = torch.zeros(b, n, dtype=torch.long, device=index.device)
+        rows[index, slot] = instances["row"][order]
+        valid = torch.zeros(b, n, dtype=torch.bool, device=index.device)
+        valid[index, slot] = True
+        return boxes, rows, valid
 
     def assign_from_teacher(self, t_scores, t_ltrb, anchors, strides) -> None:
         """Hand the assigner the teacher's class probabilities (student classes) and xyxy pixel boxes.

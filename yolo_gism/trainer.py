@@ -5,6 +5,8 @@ What it changes, each in the smallest Ultralytics method that does the job:
   validates them and the teacher before anything is trained or written.
 - setup_model: after Ultralytics builds the student, loads the teacher, finds the aligned levels,
   builds the adapters (restored on resume).
+- build_dataset: with offline=true, runs the teacher once over the training images and makes the training
+  dataset carry its detections as extra instances (yolo_gism.offline).
 - build_optimizer: adds the adapters as their own parameter group.
 - _setup_train: after Ultralytics has set everything up (EMA included), puts GISMCriterion in the
   student's criterion slot.
@@ -16,6 +18,7 @@ The student itself never holds an object of ours, so its checkpoints stay ordina
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -31,6 +34,7 @@ from .criterion import GISMCriterion
 from .distributed import average_gradients, broadcast_module
 from .hooks import FeatureRecorder
 from .losses import LevelWeights, make_adapter
+from .offline import teacher_detections
 from .teacher import FrozenTeacher, detect_head, load_teacher_model, resolve_class_groups
 
 check_ultralytics_version()
@@ -82,7 +86,7 @@ class GISMTrainer(DetectionTrainer):
         if carried is None:
             self.add_callback("on_pretrain_routine_start", GISMSettings(self.gism.to_dict()))
         self._check_settings()
-        self.teacher = self.adapters = self.level_weights = self.recorder = None
+        self.teacher = self.adapters = self.level_weights = self.recorder = self.teacher_instances = None
 
     # ----- validation, before training starts ---------------------------------------------------
     @staticmethod
@@ -201,6 +205,19 @@ class GISMTrainer(DetectionTrainer):
                                  f"{tuple(t.shape[-2:])} differ in size; choose layers at the same stride")
         return [(s.shape[1], t.shape[1]) for s, t in zip(s_feats, t_feats)]
 
+    def build_dataset(self, img_path, mode="train", batch=None):
+        dataset = super().build_dataset(img_path, mode, batch)
+        if mode == "train" and self.gism.offline:
+            started = time.perf_counter()
+            self.teacher_instances = teacher_detections(self.teacher, self.class_groups, dataset.im_files,
+                                                        self.args.imgsz)
+            self.offline_seconds = time.perf_counter() - started
+            self.teacher_instances.attach(dataset, nc=len(self.data["names"]))
+            if RANK in {-1, 0}:
+                LOGGER.info(f"{colorstr('GISM:')} offline teacher: {len(self.teacher_instances)} instances on "
+                            f"{len(dataset.im_files)} training images in {self.offline_seconds:.1f} s")
+        return dataset
+
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
         optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
         if self.adapters is not None:
@@ -222,6 +239,7 @@ class GISMTrainer(DetectionTrainer):
             detection, self.teacher, self.adapters, self.level_weights, self.gism, self.class_groups,
             student_reg_max=head.reg_max, teacher_reg_max=detect_head(self.teacher.model).reg_max,
             strides=head.stride.to(self.device), recorder=self.recorder,
+            instance_logits=None if self.teacher_instances is None else self.teacher_instances.logits.to(self.device),
         )
         if RANK in {-1, 0}:
             LOGGER.info(f"{colorstr('GISM:')} teacher {self.gism.teacher}, {len(self.adapters)} levels, "
