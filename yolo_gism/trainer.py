@@ -211,11 +211,11 @@ class GISMTrainer(DetectionTrainer):
             started = time.perf_counter()
             self.teacher_instances = teacher_detections(self.teacher, self.class_groups, dataset.im_files,
                                                         self.args.imgsz)
-            self.offline_seconds = time.perf_counter() - started
+            seconds = time.perf_counter() - started
             self.teacher_instances.attach(dataset, nc=len(self.data["names"]))
             if RANK in {-1, 0}:
                 LOGGER.info(f"{colorstr('GISM:')} offline teacher: {len(self.teacher_instances)} instances on "
-                            f"{len(dataset.im_files)} training images in {self.offline_seconds:.1f} s")
+                            f"{len(dataset.im_files)} training images in {seconds:.1f} s")
         return dataset
 
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
