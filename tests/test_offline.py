@@ -84,10 +84,12 @@ def test_split_teacher_instances_by_hand():
     assert inst["bboxes"][:, 0].tolist() == [4.0, 12.0]
 
 
-def test_offline_terms_follow_the_formula_written_out(tiny_data, trained_teacher, tmp_path):
-    """cls = lam T^2 sum_a w_a sum_c KL_bin(sig(t/T) || sig(s/T)) / sum_a w_a; box = lam alpha sum_a w_a (L1 + 1 -
-    IoU) / sum_a w_a; a over the anchors the assigner gives an instance, w_a = that instance's max probability."""
-    trainer = _trainer(tiny_data, trained_teacher, tmp_path, **STILL)
+@pytest.mark.parametrize("target", ["aligned", "teacher"])
+def test_offline_terms_follow_the_formula_written_out(tiny_data, trained_teacher, tmp_path, target):
+    """cls = lam T^2 sum_a w_a sum_c KL_bin(q_a sig(t/T) || sig(s/T)) / sum_a w_a; box = lam alpha sum_a w_a (L1 + 1 -
+    IoU) / sum_a w_a; a over the anchors the assigner gives an instance, w_a = that instance's max probability, q_a
+    the anchor's normalised alignment metric (the assigner's class target) for offline_target=aligned, else 1."""
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, offline_target=target, **STILL)
     batch = _ready(trainer)
     crit = trainer.gism_criterion
     gt, inst = split_teacher_instances(batch, len(trainer.data["names"]))
@@ -99,7 +101,8 @@ def test_offline_terms_follow_the_formula_written_out(tiny_data, trained_teacher
     crit.kd_lambda, crit.cfg.alpha = 3.0, 0.25
     with torch.no_grad():
         terms = {k: float(v) for k, v in crit.offline_terms(student, gt, inst).items()}
-    _, _, _, fg, index = assigned[0]
+    _, _, quality, fg, index = assigned[0]
+    quality = quality.amax(-1) if target == "aligned" else torch.ones_like(quality[..., 0])
     boxes, rows, _ = crit.padded_instances(inst, gt)
     from ultralytics.utils.tal import make_anchors
 
@@ -112,19 +115,22 @@ def test_offline_terms_follow_the_formula_written_out(tiny_data, trained_teacher
         k = int(index[b, a])
         t = crit.instance_logits[rows[b, k]]
         w = float(t.sigmoid().max())
-        p = torch.sigmoid(t / t_temp)
+        p = quality[b, a] * torch.sigmoid(t / t_temp)
+        p = p.clamp(1e-6, 1 - 1e-6) if target == "aligned" else p  # the logit round trip's clamp
         q = torch.sigmoid(s_scores[b, a] / t_temp)
         cls_sum += w * float((p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()).sum())
         x1, y1, x2, y2 = (boxes[b, k] / strides[a]).tolist()
         ax, ay = anchors[a].tolist()
-        target = torch.tensor([ax - x1, ay - y1, x2 - ax, y2 - ay]).clamp(0, crit.student_reg_max - 1.01)
+        edges = torch.tensor([ax - x1, ay - y1, x2 - ax, y2 - ay]).clamp(0, crit.student_reg_max - 1.01)
         s = s_ltrb[b, a].clamp(min=0)
-        inter = (torch.minimum(s[0], target[0]) + torch.minimum(s[2], target[2])) * \
-                (torch.minimum(s[1], target[1]) + torch.minimum(s[3], target[3]))
-        union = (s[0] + s[2]) * (s[1] + s[3]) + (target[0] + target[2]) * (target[1] + target[3]) - inter
-        box_sum += w * float((s_ltrb[b, a] - target).abs().mean() + 1 - inter / union)
+        inter = (torch.minimum(s[0], edges[0]) + torch.minimum(s[2], edges[2])) * \
+                (torch.minimum(s[1], edges[1]) + torch.minimum(s[3], edges[3]))
+        union = (s[0] + s[2]) * (s[1] + s[3]) + (edges[0] + edges[2]) * (edges[1] + edges[3]) - inter
+        box_sum += w * float((s_ltrb[b, a] - edges).abs().mean() + 1 - inter / union)
         weights += w
     assert weights > 0 and terms["feat"] == 0 and terms["cross"] == 0
+    if target == "aligned":  # the quality really scales: some assigned anchors are placed worse than others
+        assert float(quality[fg].min()) < 0.9 * float(quality[fg].max())
     assert terms["cls"] == pytest.approx(3.0 * t_temp**2 * cls_sum / weights, rel=1e-4)
     assert terms["box"] == pytest.approx(3.0 * 0.25 * box_sum / weights, rel=1e-4)
 
@@ -157,6 +163,7 @@ def test_offline_run_end_to_end_writes_kd_columns(tiny_data, trained_teacher, tm
     (dict(offline=True, kd_feat=False, assign="student", selection="gi"), r"selection=gi"),
     (dict(offline=True, kd_feat=False, assign="student", kd_cross=True), r"kd_cross=true"),
     (dict(offline=True, kd_feat=False, assign="student", kd_cls=False, kd_box=False), r"nothing to distill"),
+    (dict(offline=True, kd_feat=False, assign="student", offline_target="soft"), r"offline_target"),
 ])
 def test_offline_refuses_what_needs_the_teacher_every_batch(kw, match):
     with pytest.raises(ValueError, match=match):

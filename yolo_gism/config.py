@@ -20,6 +20,7 @@ LEVEL_WEIGHTINGS = ("dynamic", "fixed")
 TEACHER_DTYPES = ("auto", "fp32", "fp16", "bf16")
 FEAT_NORMS = ("standard", "raw", "cwd")
 ADAPTERS = ("conv", "mlp")
+OFFLINE_TARGETS = ("aligned", "teacher")  # offline class targets: scaled by each anchor's alignment, or as they are
 ASSIGNERS = ("student", "teacher")  # whose predictions rank anchors in label assignment (yolo_gism.assign)
 
 
@@ -56,6 +57,7 @@ class GISMConfig:
     class_map: dict[Any, Any] | None = None
     teacher_dtype: str = "auto"
     offline: bool = False
+    offline_target: str = "aligned"
     teacher: str | None = field(default=None, repr=False)  # path to a teacher checkpoint or yaml
 
     def __post_init__(self):
@@ -108,6 +110,7 @@ class GISMConfig:
         _choice(self, "feat_norm", FEAT_NORMS)
         _choice(self, "adapter", ADAPTERS)
         _choice(self, "assign", ASSIGNERS)
+        _choice(self, "offline_target", OFFLINE_TARGETS)
         for name in ("student_layers", "teacher_layers"):
             value = getattr(self, name)
             if value is not None:

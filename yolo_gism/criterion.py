@@ -162,9 +162,10 @@ class GISMCriterion:
 
         Each instance gets the student's anchors that Ultralytics' task-aligned assigner (ranked by the student's own
         predictions, as for the labels) gives it; an anchor's weight is its instance's confidence (max class
-        probability). KL_cls: T^2 binary KL to the instance's class logits. L_box: L1 + (1 - IoU) between the
-        student's edge distances and the instance box's, in grid units (DecodedBoxKD), the teacher's edges clipped
-        to what the student's bins can express."""
+        probability). KL_cls: T^2 binary KL to the instance's softened class probabilities, times the anchor's
+        alignment quality with offline_target=aligned (the default; ``aligned_logits``). L_box: L1 + (1 - IoU)
+        between the student's edge distances and the instance box's, in grid units (DecodedBoxKD), the teacher's
+        edges clipped to what the student's bins can express."""
         cfg, lam = self.cfg, self.kd_lambda
         s_scores = student["scores"].float().permute(0, 2, 1)  # (B, A, C)
         s_ltrb = ltrb_distances(student["boxes"], self.student_reg_max)
@@ -175,19 +176,31 @@ class GISMCriterion:
             return {"feat": zero, "cls": zero, "box": zero, "cross": zero}
         t_logits = self.instance_logits[rows]  # (B, N, C)
         labels = t_logits.argmax(-1, keepdim=True)
-        _, _, _, fg, index = self.instance_assigner(
+        _, _, quality, fg, index = self.instance_assigner(
             s_scores.detach().sigmoid(), to_xyxy(s_ltrb.detach(), anchors, strides), anchors * strides,
             labels, boxes, valid[..., None].float())
         t_anchor_logits = t_logits.gather(1, index[..., None].expand(-1, -1, t_logits.shape[-1]))  # (B, A, C)
+        weight = fg.float() * t_anchor_logits.sigmoid().amax(-1)
+        if cfg.offline_target == "aligned":
+            t_anchor_logits = self.aligned_logits(t_anchor_logits, quality.amax(-1, keepdim=True))
         t_boxes = boxes.gather(1, index[..., None].expand(-1, -1, 4)) / strides  # (B, A, 4) in grid units
         t_ltrb = torch.cat([anchors - t_boxes[..., :2], t_boxes[..., 2:] - anchors], -1)
         if self.student_reg_max > 1:
             t_ltrb = t_ltrb.clamp(0, self.student_reg_max - 1.01)
-        weight = fg.float() * t_anchor_logits.sigmoid().amax(-1)
         cls = self.class_loss(s_scores, t_anchor_logits, weight) if cfg.kd_cls else zero
         box = self.offline_box_loss(s_ltrb, t_ltrb, weight) if cfg.kd_box else zero
         terms = {"feat": zero, "cls": lam * cls, "box": lam * cfg.alpha * box, "cross": zero}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
+
+    def aligned_logits(self, logits: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        """Teacher logits whose softened probabilities are sigma(t/T) times the anchor's alignment quality.
+
+        Ultralytics trains class scores to rank boxes: an anchor's label target is its normalised alignment metric
+        (at most the IoU of the instance's best-placed anchor), not 1. Teacher probabilities on every assigned anchor
+        as they are would teach poorly placed anchors to score high; scaled this way they keep that ranking.
+        Probabilities are clamped to [1e-6, 1 - 1e-6] on the way back to logits."""
+        t = self.cfg.temperature
+        return t * torch.logit(quality * torch.sigmoid(logits / t), eps=1e-6)
 
     def padded_instances(self, instances: dict, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher instances per image, padded to the most any image has: (B, N, 4) xyxy pixel boxes, (B, N) rows
