@@ -23,12 +23,12 @@ from torchvision.ops import nms
 
 from ultralytics.utils.tal import make_anchors
 
+from .runtime import letterbox, scale_boxes, to_blob
 from .teacher import detect_head, map_teacher_scores
 
 MIN_CONF = 0.05  # teacher detections below this (max class probability) are left out: noise at weight < 0.05
 NMS_IOU = 0.6  # class-agnostic: one instance per object, carrying all of its class scores
 MAX_PER_IMAGE = 100
-PAD_VALUE = 114  # Ultralytics' letterbox grey
 
 
 @dataclass
@@ -77,20 +77,12 @@ def split_teacher_instances(batch: dict, nc: int) -> tuple[dict, dict]:
     return gt, instances
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Resize the long side to ``size`` and pad bottom and right to a square: (image, (resized w, resized h))."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    out[:new_h, :new_w] = resized
-    return out, (new_w, new_h)
-
-
 def teacher_detections(teacher, class_groups: list[list[int]], im_files: list[str], imgsz: int,
                        batch: int = 16) -> TeacherInstances:
-    """Run the frozen teacher once over the images (letterboxed as Ultralytics validates) and keep its detections."""
+    """Run the frozen teacher once over the images and keep its detections, in the original images' coordinates.
+
+    Letterbox, blob and the mapping back are the torch-free runtime's (yolo_gism.runtime), which reproduce
+    Ultralytics' predict path."""
     from .criterion import ltrb_distances, to_xyxy
 
     head = detect_head(teacher.model)
@@ -98,33 +90,31 @@ def teacher_detections(teacher, class_groups: list[list[int]], im_files: list[st
     boxes, rows, logits, count = {}, {}, [], 0
     for start in range(0, len(im_files), batch):
         files = im_files[start:start + batch]
-        images, sizes = [], []
+        images, metas = [], []
         for f in files:
             image = cv2.imread(f)
             if image is None:
                 raise FileNotFoundError(f"offline teacher: cannot read training image {f}")
-            padded, size = letterbox(image, imgsz)
-            images.append(padded[..., ::-1].transpose(2, 0, 1))  # BGR HWC -> RGB CHW, as Ultralytics feeds models
-            sizes.append(size)
-        x = torch.from_numpy(np.ascontiguousarray(np.stack(images))).to(teacher.device).float() / 255
-        out = teacher(x)
+            padded, meta = letterbox(image, (imgsz, imgsz))
+            images.append(padded)
+            metas.append(meta)
+        out = teacher(torch.from_numpy(to_blob(images)).to(teacher.device))
         scores = map_teacher_scores(out["scores"].float(), class_groups).permute(0, 2, 1)  # (B, A, C)
         anchors, anchor_strides = make_anchors(out["feats"], strides, 0.5)
         xyxy = to_xyxy(ltrb_distances(out["boxes"], head.reg_max), anchors, anchor_strides)
-        for f, image_scores, image_boxes, (w, h) in zip(files, scores, xyxy, sizes):
-            kept_scores, kept_boxes = select(image_scores, image_boxes, w, h)
+        for f, image_scores, image_boxes, meta in zip(files, scores.cpu(), xyxy.cpu().numpy(), metas):
+            kept_scores, kept_boxes = select(image_scores, torch.from_numpy(scale_boxes(image_boxes, meta)))
             rows[f] = np.arange(count, count + len(kept_scores))
-            boxes[f] = to_normalised_xywh(kept_boxes, w, h)
-            logits.append(kept_scores.cpu())
+            boxes[f] = to_normalised_xywh(kept_boxes, *meta.orig_shape)
+            logits.append(kept_scores)
             count += len(kept_scores)
     table = torch.cat(logits) if logits else torch.zeros(0, len(class_groups))
     return TeacherInstances(boxes, rows, table)
 
 
-def select(scores: torch.Tensor, boxes: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image's (A, C) logits and (A, 4) xyxy boxes -> the confident, non-overlapping ones inside the image."""
-    boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
-                         boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], -1)
+def select(scores: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image's (A, C) logits and (A, 4) xyxy boxes (original pixels, clipped to the image) -> the confident,
+    non-overlapping ones at least a pixel wide and high."""
     conf = scores.sigmoid().amax(-1)
     keep = (conf >= MIN_CONF) & (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
     scores, boxes, conf = scores[keep], boxes[keep], conf[keep]
@@ -132,7 +122,7 @@ def select(scores: torch.Tensor, boxes: torch.Tensor, w: int, h: int) -> tuple[t
     return scores[kept], boxes[kept]
 
 
-def to_normalised_xywh(boxes: torch.Tensor, w: int, h: int) -> np.ndarray:
-    b = boxes.cpu().numpy().astype(np.float32).reshape(-1, 4)
+def to_normalised_xywh(boxes: torch.Tensor, h: int, w: int) -> np.ndarray:
+    b = boxes.numpy().astype(np.float32).reshape(-1, 4)
     return np.stack([(b[:, 0] + b[:, 2]) / 2 / w, (b[:, 1] + b[:, 3]) / 2 / h,
                      (b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h], -1)
