@@ -10,7 +10,7 @@ import torch
 
 from yolo_gism import GISMTrainer, distill
 from yolo_gism.config import GISMConfig
-from yolo_gism.criterion import ltrb_distances
+from yolo_gism.geometry import ltrb_distances
 from yolo_gism.offline import split_teacher_instances
 
 FAST = dict(imgsz=128, batch=16, device="cpu", workers=0, plots=False, seed=0, deterministic=False, amp=False,

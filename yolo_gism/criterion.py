@@ -29,6 +29,7 @@ from ultralytics.utils.tal import TaskAlignedAssigner, make_anchors
 
 from . import assign
 from .distributed import average_tensor
+from .geometry import ltrb_distances, to_xyxy
 from .losses import BinDistributionKD, ClassScoreKD, DecodedBoxKD, FeatureAlignLoss
 from .offline import split_teacher_instances
 from .select import (anchor_weight_from_instances, boxes_to_mask, gi_instances, gt_instances, level_shapes,
@@ -36,21 +37,6 @@ from .select import (anchor_weight_from_instances, boxes_to_mask, gi_instances, 
 from .teacher import map_teacher_scores
 
 LOSS_NAMES = ("feat_loss", "kdcls_loss", "kdbox_loss", "kdcross_loss")
-
-
-def ltrb_distances(boxes: torch.Tensor, reg_max: int) -> torch.Tensor:
-    """(B, 4*reg_max, A) raw box outputs -> (B, A, 4) edge distances in grid units (DFL expectation)."""
-    b, _, a = boxes.shape
-    if reg_max == 1:
-        return boxes.float().permute(0, 2, 1)
-    bins = boxes.float().view(b, 4, reg_max, a).softmax(2)
-    proj = torch.arange(reg_max, device=boxes.device, dtype=torch.float32)
-    return (bins * proj.view(1, 1, -1, 1)).sum(2).permute(0, 2, 1)
-
-
-def to_xyxy(ltrb: torch.Tensor, anchors: torch.Tensor, strides: torch.Tensor) -> torch.Tensor:
-    """Edge distances around anchor points (grid units) -> xyxy boxes in input pixels."""
-    return torch.cat([anchors - ltrb[..., :2], anchors + ltrb[..., 2:]], -1) * strides
 
 
 class GISMCriterion:

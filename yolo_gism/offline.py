@@ -23,6 +23,7 @@ from torchvision.ops import nms
 
 from ultralytics.utils.tal import make_anchors
 
+from .geometry import ltrb_distances, to_xyxy
 from .runtime import letterbox, scale_boxes, to_blob
 from .teacher import detect_head, map_teacher_scores
 
@@ -83,7 +84,6 @@ def teacher_detections(teacher, class_groups: list[list[int]], im_files: list[st
 
     Letterbox, blob and the mapping back are the torch-free runtime's (yolo_gism.runtime), which reproduce
     Ultralytics' predict path."""
-    from .criterion import ltrb_distances, to_xyxy
 
     head = detect_head(teacher.model)
     strides = head.stride.to(teacher.device)
