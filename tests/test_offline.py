@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+from ultralytics.models.yolo.detect import DetectionTrainer
 
 from yolo_gism import GISMTrainer, distill
 from yolo_gism.config import GISMConfig
@@ -55,7 +56,8 @@ def test_teacher_detections_are_ultralytics_own_predictions(tiny_data, trained_t
     assert stored.logits.sigmoid().amax(-1).min() >= offline.MIN_CONF
 
 
-def test_instances_ride_in_the_batch_and_leave_it_before_ultralytics_loss(tiny_data, trained_teacher, tmp_path):
+def test_instances_ride_in_the_batch_and_leave_it_before_ultralytics_loss(tiny_data, trained_teacher, tmp_path,
+                                                                          monkeypatch):
     trainer = _trainer(tiny_data, trained_teacher, tmp_path, **STILL)
     batch = _ready(trainer)
     nc = len(trainer.data["names"])
@@ -72,6 +74,10 @@ def test_instances_ride_in_the_batch_and_leave_it_before_ultralytics_loss(tiny_d
     trainer.gism_criterion.detection = lambda preds, b: (seen.append(b), real(preds, b))[1]
     trainer.model(batch)
     assert (seen[0]["cls"] < nc).all() and len(seen[0]["cls"]) == int((~teacher).sum())
+    drawn = []  # training-batch plots show the ground truth only: the instances' class column holds row codes
+    monkeypatch.setattr(DetectionTrainer, "plot_training_samples", lambda self, b, ni: drawn.append(b))
+    trainer.plot_training_samples(batch, 0)
+    assert (drawn[0]["cls"] < nc).all() and len(drawn[0]["cls"]) == int((~teacher).sum())
 
 
 def test_split_teacher_instances_by_hand():

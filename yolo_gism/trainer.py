@@ -7,6 +7,8 @@ What it changes, each in the smallest Ultralytics method that does the job:
   builds the adapters (restored on resume).
 - build_dataset: with offline=true, runs the teacher once over the training images and makes the training
   dataset carry its detections as extra instances (yolo_gism.offline).
+- plot_training_samples: with offline=true, draws the ground truth only (not the teacher's instances, whose class
+  column holds row codes, not classes).
 - build_optimizer: adds the adapters as their own parameter group.
 - _setup_train: after Ultralytics has set everything up (EMA included), puts GISMCriterion in the
   student's criterion slot.
@@ -34,7 +36,7 @@ from .criterion import GISMCriterion
 from .distributed import average_gradients, broadcast_module
 from .hooks import FeatureRecorder
 from .losses import LevelWeights, make_adapter
-from .offline import teacher_detections
+from .offline import split_teacher_instances, teacher_detections
 from .teacher import FrozenTeacher, detect_head, load_teacher_model, resolve_class_groups
 
 check_ultralytics_version()
@@ -282,6 +284,11 @@ class GISMTrainer(DetectionTrainer):
         super().optimizer_step()
 
     # ----- logging and checkpoints ---------------------------------------------------------------
+    def plot_training_samples(self, batch, ni):
+        if self.gism.offline:
+            batch = split_teacher_instances(batch, len(self.data["names"]))[0]
+        super().plot_training_samples(batch, ni)
+
     def save_metrics(self, metrics):
         extra = {"gism/lambda": self.kd_lambda()}
         for i, w in enumerate(self.level_weights.weights().tolist()):
