@@ -84,7 +84,6 @@ def teacher_detections(teacher, class_groups: list[list[int]], im_files: list[st
 
     Letterbox, blob and the mapping back are the torch-free runtime's (yolo_gism.runtime), which reproduce
     Ultralytics' predict path."""
-
     head = detect_head(teacher.model)
     strides = head.stride.to(teacher.device)
     boxes, rows, logits, count = {}, {}, [], 0
