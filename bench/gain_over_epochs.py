@@ -10,7 +10,8 @@ Validation mAP is measured after every epoch and jumps from one epoch to the nex
 over a window of five epochs centred on the checkpoint (cut at the curve's ends). The vanilla spread at an epoch is
 the range of all vanilla runs that reached it, whatever their seed and schedule length: how much the student moves
 without any teacher. A lead inside that range is not told apart from a vanilla run that was given another seed or
-a longer schedule.
+a longer schedule. Beside it, for each schedule length a distilled run has, the range of the vanilla runs of
+exactly that length: the seeds' own spread, without a longer schedule's higher learning rate at the same epoch.
 
 Writes bench/results/distill_gain_over_epochs.json, .md, .png and the README's `distill_gain_over_epochs` block.
 """
@@ -80,6 +81,16 @@ def vanilla_spread(vanilla: list[dict], epoch: int) -> dict:
             "range_points": 100 * (max(values) - min(values)) if len(values) > 1 else None}
 
 
+def seed_spreads(vanilla: list[dict], distilled: list[dict], checkpoints: list[int]) -> list[dict]:
+    """For each schedule length among the distilled runs, the vanilla runs of that length and their range at each
+    checkpoint up to it."""
+    rows = []
+    for epochs in sorted({run["epochs"] for run in distilled}):
+        same = [run for run in vanilla if run["epochs"] == epochs]
+        rows.append({"epochs": epochs, "spread": [vanilla_spread(same, e) for e in checkpoints if e <= epochs]})
+    return rows
+
+
 def analyse(protocols: list[dict]) -> dict:
     """Leads at the checkpoints and at the end, averaged over the seeds of each protocol's method."""
     vanilla, distilled = curves(protocols)
@@ -100,7 +111,8 @@ def analyse(protocols: list[dict]) -> dict:
                      "lead_curve_points": [mean_lead(e) for e in range(1, epochs + 1)]})
     return {"half_window": HALF_WINDOW, "checkpoints": checkpoints, "distilled": rows,
             "vanilla_runs": [{k: run[k] for k in ("protocol", "method", "seed", "epochs")} for run in vanilla],
-            "vanilla_spread": [vanilla_spread(vanilla, e) for e in checkpoints]}
+            "vanilla_spread": [vanilla_spread(vanilla, e) for e in checkpoints],
+            "vanilla_seed_spread": seed_spreads(vanilla, distilled, checkpoints)}
 
 
 def markdown_block(report: dict) -> str:
@@ -114,11 +126,17 @@ def markdown_block(report: dict) -> str:
         leads = " | ".join(cell(row["lead_points"].get(str(e))) for e in report["checkpoints"])
         lines.append(f"| {row['protocol']}/{row['method']} ({row['epochs']} epochs) | "
                      f"{','.join(map(str, row['seeds']))} | {leads} | {cell(row['lead_at_end_points'])} |")
-    spread = " | ".join(f"{s['range_points']:.2f} ({s['runs']})" if s["range_points"] is not None else "–"
-                        for s in report["vanilla_spread"])
-    lines.append(f"| vanilla runs' range (how many) | – | {spread} | – |")
-    lines += ["", "Each distilled row is its lead over the vanilla run with the same seed and schedule; the last row "
-              "is how far apart the vanilla runs of every schedule and seed stand at the same epoch."]
+    spread = lambda spreads: " | ".join(  # noqa: E731
+        f"{s['range_points']:.2f} ({s['runs']})" if s["range_points"] is not None else "–" for s in spreads)
+    lines.append(f"| vanilla runs' range (how many) | – | {spread(report['vanilla_spread'])} | – |")
+    for row in report["vanilla_seed_spread"]:
+        if all(s["range_points"] is None for s in row["spread"]):
+            continue  # one vanilla run of that length: no range to show
+        padded = row["spread"] + [{"range_points": None}] * (len(report["checkpoints"]) - len(row["spread"]))
+        lines.append(f"| vanilla seeds' range, {row['epochs']}-epoch schedule (how many) | – | {spread(padded)} | – |")
+    lines += ["", "Each distilled row is its lead over the vanilla run with the same seed and schedule; the vanilla "
+              "runs' range is how far apart the vanilla runs of every schedule and seed stand at the same epoch, the "
+              "seeds' range that of the vanilla runs of one schedule length only."]
     return "\n".join(lines)
 
 

@@ -48,9 +48,18 @@ def test_leads_are_against_the_same_seed_twin_and_reused_runs_count_once(over_ep
     # epoch 50: four vanilla runs (0.20, 0.30, 0.25, 0.24); epoch 150: two left, no range from one run
     assert spread[50]["runs"] == 4 and spread[50]["range_points"] == pytest.approx(10.0)
     assert spread[150]["runs"] == 2 and spread[150]["range_points"] == pytest.approx(1.0)
+    # the seeds' own range, per schedule length of the distilled runs: the two 100-epoch vanilla runs (0.20, 0.30)
+    # without the longer schedules; at 150 epochs, the third protocol's time-matched run and the fourth's vanilla
+    seeds = {row["epochs"]: row["spread"] for row in report["vanilla_seed_spread"]}
+    assert sorted(seeds) == [100, 150]
+    assert [s["epoch"] for s in seeds[100]] == [10, 25, 50, 75, 100]
+    assert seeds[100][2]["runs"] == 2 and seeds[100][2]["range_points"] == pytest.approx(10.0)
+    assert seeds[150][-1]["runs"] == 2 and seeds[150][-1]["range_points"] == pytest.approx(1.0)
 
     assert report["checkpoints"] == [10, 25, 50, 75, 100, 125, 150]  # up to the longest distilled run
     text = over_epochs.markdown_block({"command": "c", "name": "over_small", "protocols": ["a"], **report})
     assert "into [`bench/results/over_small.json`](bench/results/over_small.json)" in text
     assert "| cpu_long/gism (100 epochs) | 0,1 | +2.00 | +2.00 | +2.00 | +2.00 | +2.00 | – | – | +2.00 |" in text
     assert "| vanilla runs' range (how many) | – |" in text
+    assert ("| vanilla seeds' range, 100-epoch schedule (how many) | – | 10.00 (2) | 10.00 (2) | 10.00 (2) | 10.00 (2)"
+            " | 10.00 (2) | – | – | – |") in text
