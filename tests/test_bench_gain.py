@@ -332,6 +332,27 @@ def test_a_protocol_may_distil_from_another_protocols_teacher_trained_on_more_da
         gain.load_protocol(str(both))
 
 
+def test_the_nano_teacher_protocol_measures_its_own_cost_and_reuses_the_small_data_students(gain, monkeypatch,
+                                                                                             tmp_path):
+    """The eighth protocol: a YOLOv8n teacher trained on the 500 images, for 100-image YOLOv8n students. Its
+    teacher's forward costs what a student's does, not a YOLOv8s's, so the small-data protocol's cost measurement
+    must not be borrowed; its teacher-free students are still the small-data protocol's."""
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    nano = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_nano_teacher_more_data.yaml"))
+    small = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_small_data.yaml"))
+    teacher = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_nano_teacher.yaml"))
+    assert nano["teacher"]["model"] == nano["student"]["model"] == "yolov8n.yaml"
+    assert nano["data"] == small["data"] and nano["_teacher_data"]["train"] == 500 > nano["data"]["train"]
+    assert gain.teacher_path(nano) == gain.teacher_path(teacher)
+    assert gain.cost_file(nano) != gain.cost_file(small) and gain.home(nano, "cost") == "cpu_nano_teacher_more_data"
+    assert nano["_bases"] == ["cpu_small_data"]
+    # the teacher's recipe is the fourth protocol's vanilla student's (same data, epochs, seed and arguments)
+    converged = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_converged.yaml"))
+    assert teacher["data"] == converged["data"] and teacher["train_args"] == converged["train_args"]
+    assert gain.specs(teacher)["teacher"]["epochs"] == gain.specs(converged)["vanilla"]["epochs"]
+
+
 def test_a_report_says_when_its_teacher_was_trained_on_more_data_than_the_students(gain):
     report = _report([0.1] * 20)
     report["protocol"]["name"] = "small"
