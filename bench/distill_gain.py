@@ -724,10 +724,13 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def environment() -> dict:
-    """CPU, cores, threads, GPU and library versions, recorded the same way as the frame-rate results."""
+    """CPU, cores, threads, GPU and library versions, recorded the same way as the frame-rate results, and whether
+    this CPU computes bfloat16 natively: a teacher left at teacher_dtype=auto then runs in bf16, else in fp32, which
+    moves the teacher's share of an epoch and so every cost ratio measured here (sessions' machines differ)."""
     from yolo_gism.fps_report import environment as recorded_environment
+    from yolo_gism.teacher import cpu_has_native_bf16
 
-    return recorded_environment()
+    return {**recorded_environment(), "cpu_native_bf16": cpu_has_native_bf16()}
 
 
 def _relative(path: str) -> str:

@@ -412,6 +412,18 @@ def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(g
     assert gain.step_cost(protocol, "cmd") == cost and trained == []  # nothing missing: nothing timed again
 
 
+def test_cost_records_say_whether_the_cpu_computes_bf16_natively(gain, monkeypatch):
+    """An auto teacher runs in bf16 only on such a CPU (fp32 elsewhere), which changes the teacher's share of an
+    epoch: the records must say which case a cost ratio was measured in."""
+    import yolo_gism.teacher as teacher
+
+    monkeypatch.setattr(teacher, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert gain.environment()["cpu_native_bf16"] is True
+    monkeypatch.setattr(teacher, "cpu_flags", lambda: {"avx2"})
+    assert gain.environment()["cpu_native_bf16"] is False
+    assert gain.environment()["versions"]["ultralytics"]  # the shared record's fields are all still there
+
+
 def test_a_method_is_compared_seed_by_seed_with_the_vanilla_run_given_its_time(gain, monkeypatch, tmp_path):
     monkeypatch.setattr(gain, "RESULTS", tmp_path)
     protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
