@@ -41,7 +41,9 @@ def test_teacher_detections_are_ultralytics_own_predictions(tiny_data, trained_t
 
     from yolo_gism import offline
 
-    trainer = _trainer(tiny_data, trained_teacher, tmp_path)
+    # fp32 like Ultralytics' predictor: on a CPU with native bf16, teacher_dtype=auto would round the scores and a
+    # box near the confidence or NMS threshold could fall on the other side of it
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, teacher_dtype="fp32")
     _ready(trainer)
     predictor, stored = YOLO(str(trained_teacher)), trainer.teacher_instances
     compared = 0
