@@ -163,10 +163,19 @@ def dataset(protocol: dict) -> Path:
     if spec.get("source", "builtin") != "builtin":
         return Path(spec["source"])
     out = RUNS / home(protocol) / f"data_{spec['train']}_{spec['val']}_{spec['imgsz']}_{spec['seed']}"
-    if not (out / "data.yaml").exists():
-        from yolo_gism.data import make_dataset
+    out.parent.mkdir(parents=True, exist_ok=True)
+    while not (out / "data.yaml").exists():  # data.yaml is written last, so it marks a complete dataset
+        if not _claim(out):  # protocol processes started together (one per core): one generates, the rest wait
+            time.sleep(1)
+            continue
+        try:
+            if not (out / "data.yaml").exists():
+                from yolo_gism.data import make_dataset
 
-        make_dataset(out, train=spec["train"], val=spec["val"], imgsz=spec["imgsz"], seed=spec["seed"], exist_ok=True)
+                make_dataset(out, train=spec["train"], val=spec["val"], imgsz=spec["imgsz"], seed=spec["seed"],
+                             exist_ok=True)
+        finally:
+            _release(out)
     return out / "data.yaml"
 
 
@@ -343,6 +352,10 @@ def _claim(folder: Path) -> bool:
     return True
 
 
+def _release(folder: Path) -> None:
+    (folder.parent / f".{folder.name}.lock").unlink(missing_ok=True)
+
+
 def identical_record(protocol: dict, spec: dict, seed: int) -> Path | None:
     """A committed record of another method trained with exactly these settings and seed (e.g. the ablation
     that a changed GISM default turned into the defaults), so that the same run is never trained twice. A
@@ -406,7 +419,7 @@ def ensure(protocol: dict, method: str, seed: int, spec: dict) -> dict | None:
                                   "device": protocol.get("_device")})
             result = subprocess.run([sys.executable, __file__, "_one", payload], cwd=ROOT)
         finally:
-            (folder.parent / f".{folder.name}.lock").unlink(missing_ok=True)
+            _release(folder)
         if result.returncode != 0 or not done.exists():
             print(f"[distill_gain] {method} seed {seed} FAILED (exit {result.returncode})", flush=True)
             return None
@@ -672,7 +685,7 @@ def step_tune(protocol, command: str) -> dict | None:
             print(f"[distill_gain] tune {name} -> {root / name}", flush=True)
             run([pair[0]], [pair[1]])
         finally:
-            (root / f".{name}.lock").unlink(missing_ok=True)
+            _release(root / name)
         record.mkdir(parents=True, exist_ok=True)
         done.write_text(json.dumps({**json.loads(done.read_text()), "settings": tune_settings(protocol, pair)}))
         for file in (done, root / name / "results.csv"):

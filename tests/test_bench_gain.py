@@ -152,6 +152,41 @@ def test_stop_file_and_only_choose_what_runs(gain, monkeypatch, tmp_path):
     assert [json.loads(a[0][-1])["method"] for a in started] == ["gism", "gism"]
 
 
+def test_protocol_processes_started_together_generate_the_data_once_and_never_read_it_half_written(
+        gain, monkeypatch, tmp_path):
+    # Two protocol processes (one per core) once both generated the data: one rewrote the validation images
+    # while the other had scanned 23 of its 150. Now one generates while the other waits for data.yaml.
+    import subprocess
+    import threading
+
+    import yolo_gism.data
+
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    generated = []
+
+    def fake_make_dataset(out, **kwargs):
+        generated.append(out)
+        (out / "data.yaml").write_text("path: x\n")
+
+    monkeypatch.setattr(yolo_gism.data, "make_dataset", fake_make_dataset)
+    out = gain.RUNS / gain.home(protocol) / "data_{train}_{val}_{imgsz}_{seed}".format(**protocol["data"])
+    out.mkdir(parents=True)
+    other = subprocess.Popen(["sleep", "60"])  # a live process holding the data's lock
+    (out.parent / f".{out.name}.lock").write_text(str(other.pid))
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(gain.dataset(protocol)))
+    waiter.start()
+    waiter.join(timeout=2.5)
+    assert waiter.is_alive() and generated == []  # waits, generates nothing while the other holds the lock
+    other.kill()
+    other.wait()
+    waiter.join(timeout=10)
+    assert generated == [out] and got == [out / "data.yaml"]  # the holder died before finishing: this one generates
+    assert not (out.parent / f".{out.name}.lock").exists()
+    assert gain.dataset(protocol) == out / "data.yaml" and generated == [out]  # once there, never again
+
+
 def test_a_run_with_the_same_settings_and_seed_is_reused_not_retrained(gain, monkeypatch, tmp_path):
     protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
     monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
