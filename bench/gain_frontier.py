@@ -110,6 +110,8 @@ def frontier(protocols: list[dict]) -> dict:
     vanilla = {epochs: {"map50_95": statistics.mean(runs.values()), "runs": sorted(runs)}
                for epochs, runs in sorted(vanilla.items())}
     points = [(epochs, value["map50_95"]) for epochs, value in vanilla.items()]
+    falls = [{"from_epochs": x0, "to_epochs": x1, "points": 100 * (y1 - y0)}
+             for (x0, y0), (x1, y1) in zip(points, points[1:]) if y1 < y0]
     for run in distilled:
         place(run, points)
     for teacher in teachers:
@@ -120,6 +122,7 @@ def frontier(protocols: list[dict]) -> dict:
     return {
         "seed": SEED,
         "vanilla": [{"epochs": epochs, **value} for epochs, value in vanilla.items()],
+        "frontier_falls": falls,
         "distilled": sorted(distilled, key=lambda r: r["budget_epochs"]),
         "cost_not_measured": unmeasured,
         "cost_files": cost_files,
@@ -160,6 +163,10 @@ def markdown_block(report: dict) -> str:
                      f"{r['budget_epochs']:.0f} | {r['map50_95']:.4f} | {at} | "
                      f"{points(r['gain_at_equal_epochs_points'])} | {points(r['extra_time_buys_points'])} | "
                      f"{points(r['ahead_points'])} | {worth(r)} |")
+    for fall in report.get("frontier_falls", []):
+        lines += ["", f"The frontier falls from {fall['from_epochs']} to {fall['to_epochs']} epochs "
+                  f"({fall['points']:+.2f} points): each schedule is one seed, and schedules differ by seed noise, so a "
+                  f"verdict at a budget in between, or within that many points of the frontier, is noise."]
     lines += ["", "Epoch costs from " + ", ".join(f"[`{f}`]({f})" for f in report["cost_files"]) + "."]
     beaten = [r for r in report["distilled"] if (r["ahead_points"] or 0) > 0]
     lines += [f"Runs above the frontier: {len(beaten)} of {len(report['distilled'])}"

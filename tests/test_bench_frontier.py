@@ -1,6 +1,7 @@
 """The budget comparison: distilled runs against vanilla runs trained longer, on one axis of vanilla epochs."""
 
 import json
+import shutil
 import types
 from pathlib import Path
 
@@ -80,6 +81,22 @@ def test_distilled_runs_are_placed_at_their_measured_cost_and_the_teacher_gives_
     assert ("| cpu_converged/gism | 100 | 150 | 1.40 | 210 | 0.2550 | outside the vanilla runs | +1.50 | – | – | 188 |"
             in text)
     assert "Runs above the frontier: 1 of 3 (cpu_long/ablation_kd_every4)." in text
+
+
+def test_a_frontier_that_falls_between_schedules_is_flagged_as_seed_noise(frontier, monkeypatch, tmp_path):
+    monkeypatch.setattr(frontier.distill_gain, "RESULTS", tmp_path)
+    _record(tmp_path, "cpu_long", "vanilla", 100, 0.20)
+    _record(tmp_path, "cpu_long", "vanilla_time_matched", 150, 0.19)  # longer, yet lower: one seed per schedule
+    _record(tmp_path, "cpu_long", "vanilla_time_matched_x", 200, 0.23)
+    got = frontier.frontier(frontier.load(["cfg/distill_gain_cpu_long.yaml"]))
+    assert got["frontier_falls"] == [{"from_epochs": 100, "to_epochs": 150, "points": pytest.approx(-1.0)}]
+    text = frontier.markdown_block({"command": "c", "name": "n", "protocols": ["a"], **got})
+    assert "The frontier falls from 100 to 150 epochs (-1.00 points)" in text
+    shutil.rmtree(tmp_path / "distill_gain_runs" / "cpu_long" / "vanilla_time_matched")
+    _record(tmp_path, "cpu_long", "vanilla_time_matched", 150, 0.215)  # rising all the way: nothing said
+    got = frontier.frontier(frontier.load(["cfg/distill_gain_cpu_long.yaml"]))
+    assert got["frontier_falls"] == []
+    assert "falls" not in frontier.markdown_block({"command": "c", "name": "n", "protocols": ["a"], **got})
 
 
 def test_protocols_with_another_recipe_do_not_share_the_axis(frontier):
