@@ -175,12 +175,14 @@ def test_protocol_processes_started_together_generate_the_data_once_and_never_re
     other = subprocess.Popen(["sleep", "60"])  # a live process holding the data's lock
     (out.parent / f".{out.name}.lock").write_text(str(other.pid))
     got = []
-    waiter = threading.Thread(target=lambda: got.append(gain.dataset(protocol)))
-    waiter.start()
-    waiter.join(timeout=2.5)
-    assert waiter.is_alive() and generated == []  # waits, generates nothing while the other holds the lock
-    other.kill()
-    other.wait()
+    waiter = threading.Thread(target=lambda: got.append(gain.dataset(protocol)), daemon=True)
+    try:
+        waiter.start()
+        waiter.join(timeout=2.5)
+        assert waiter.is_alive() and generated == []  # waits, generates nothing while the other holds the lock
+    finally:
+        other.kill()
+        other.wait()
     waiter.join(timeout=10)
     assert generated == [out] and got == [out / "data.yaml"]  # the holder died before finishing: this one generates
     assert not (out.parent / f".{out.name}.lock").exists()
