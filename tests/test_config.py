@@ -22,7 +22,8 @@ def test_builtin_features_recipe_is_the_measured_setting():
 
     folder = default_yaml_path().parent
     recipe = yaml.safe_load((folder / "gism_builtin_features.yaml").read_text())
-    for protocol in ("distill_gain_cpu_nano_teacher_more_data.yaml", "distill_gain_cpu.yaml"):
+    for protocol in ("distill_gain_cpu_nano_teacher_more_data.yaml", "distill_gain_cpu.yaml",
+                     "distill_gain_cpu_teacher_more_data.yaml"):
         assert yaml.safe_load((folder / protocol).read_text())["ablations"]["builtin_features"] == recipe, protocol
     cfg, defaults = GISMConfig.from_dict({"gism": str(folder / "gism_builtin_features.yaml")}), GISMConfig.from_dict({})
     assert {k for k in GISMConfig.keys() if getattr(cfg, k) != getattr(defaults, k)} == set(recipe)
