@@ -52,6 +52,9 @@ def load_protocol(path: str) -> dict:
     student and GISM settings are the same (a teacher's forward costs the same whatever its weights), and the
     base's finished teacher-free runs (vanilla students) are reused where their settings and seed match."""
     protocol = yaml.safe_load(Path(path).read_text())
+    if "ablations" in protocol:
+        protocol["ablations"] = {name: _settings_file(value, path) if isinstance(value, str) else value
+                                 for name, value in protocol["ablations"].items()}
     teacher_source = _teacher_from(protocol, path)
     if "base" in protocol:
         base = load_protocol(str(ROOT / protocol["base"]))
@@ -73,6 +76,21 @@ def load_protocol(path: str) -> dict:
     protocol["_file"] = str(path)
     _check_match_time(protocol, path)
     return protocol
+
+
+def as_written(protocol: dict) -> dict:
+    """The protocol file's own keys (not those taken from its base), with ablation settings files read in."""
+    written = yaml.safe_load(Path(protocol["_file"]).read_text())
+    return {**written, "ablations": protocol["ablations"]} if "ablations" in written else written
+
+
+def _settings_file(name: str, path) -> dict:
+    """An ablation given as a GISM settings file (one a user passes as `gism=`, e.g. cfg/gism_builtin_features.yaml)
+    runs exactly those settings, so the file and the runs that measured it cannot drift apart."""
+    file = ROOT / name
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: ablation settings file {name} not found")
+    return yaml.safe_load(file.read_text()) or {}
 
 
 def _teacher_from(protocol: dict, path) -> dict | None:
@@ -769,7 +787,7 @@ def step_report(protocol, command):
         record["gain_last_tenth"] = gain_last_tenth(record["curve_map50_95"])  # records from before it was windowed
     report = {
         "command": command,
-        "protocol": yaml.safe_load(Path(protocol["_file"]).read_text()),
+        "protocol": as_written(protocol),
         "protocol_file": _relative(protocol["_file"]),
         "environment": environment(),
         "summary": {m: summary[m] for m in (*MAIN_METHODS, "teacher") if m in summary},

@@ -519,3 +519,21 @@ def test_only_the_teacher_may_be_trained_on_another_device(gain):
             gain.main([protocol, steps, "device=0"])
     with pytest.raises(ValueError, match="goes with steps=teacher alone"):
         gain.main([protocol, "device=0"])  # no steps: the whole protocol
+
+
+def test_an_ablation_named_by_settings_file_runs_that_file(gain, tmp_path):
+    """The protocols measure cfg/gism_builtin_features.yaml by naming it, so the recipe users get and the runs that
+    measured it are one copy; a missing file is an error naming the protocol and the file."""
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "cfg" / "gism_builtin_features.yaml").read_text())
+    for name in ("distill_gain_cpu_nano_teacher_more_data.yaml", "distill_gain_cpu.yaml",
+                 "distill_gain_cpu_teacher_more_data.yaml"):
+        protocol = gain.load_protocol(str(ROOT / "cfg" / name))
+        assert protocol["ablations"]["builtin_features"] == recipe, name
+        assert gain.as_written(protocol)["ablations"]["builtin_features"] == recipe  # the report's echo, read in
+        assert {**gain.specs(protocol)["gism"], **recipe} == gain.specs(protocol)["ablation_builtin_features"]
+    bad = tmp_path / "p.yaml"
+    bad.write_text("name: p\nablations: {mine: cfg/no_such_recipe.yaml}\n")
+    with pytest.raises(FileNotFoundError, match=r"p\.yaml: ablation settings file cfg/no_such_recipe\.yaml not found"):
+        gain.load_protocol(str(bad))
