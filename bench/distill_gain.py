@@ -53,8 +53,7 @@ def load_protocol(path: str) -> dict:
     base's finished teacher-free runs (vanilla students) are reused where their settings and seed match."""
     protocol = yaml.safe_load(Path(path).read_text())
     if "ablations" in protocol:
-        protocol["ablations"] = {name: _settings_file(value, path) if isinstance(value, str) else value
-                                 for name, value in protocol["ablations"].items()}
+        protocol["ablations"] = {name: _ablation_settings(value, path) for name, value in protocol["ablations"].items()}
     teacher_source = _teacher_from(protocol, path)
     if "base" in protocol:
         base = load_protocol(str(ROOT / protocol["base"]))
@@ -82,6 +81,16 @@ def as_written(protocol: dict) -> dict:
     """The protocol file's own keys (not those taken from its base), with ablation settings files read in."""
     written = yaml.safe_load(Path(protocol["_file"]).read_text())
     return {**written, "ablations": protocol["ablations"]} if "ablations" in written else written
+
+
+def _ablation_settings(value: str | dict, path) -> dict:
+    """An ablation's GISM settings: a dict of them, a settings file's name, or `{settings: <file>, key: value, ...}`,
+    that file with some of its keys changed (a variation on a recipe without writing the recipe out again)."""
+    if isinstance(value, str):
+        return _settings_file(value, path)
+    if "settings" in value:
+        return {**_settings_file(value["settings"], path), **{k: v for k, v in value.items() if k != "settings"}}
+    return value
 
 
 def _settings_file(name: str, path) -> dict:

@@ -533,6 +533,9 @@ def test_an_ablation_named_by_settings_file_runs_that_file(gain, tmp_path):
         assert protocol["ablations"]["builtin_features"] == recipe, name
         assert gain.as_written(protocol)["ablations"]["builtin_features"] == recipe  # the report's echo, read in
         assert {**gain.specs(protocol)["gism"], **recipe} == gain.specs(protocol)["ablation_builtin_features"]
+    varied = tmp_path / "v.yaml"
+    varied.write_text("name: v\nablations: {mine: {settings: cfg/gism_builtin_features.yaml, kd_gain: 4.0}}\n")
+    assert gain.load_protocol(str(varied))["ablations"]["mine"] == {**recipe, "kd_gain": 4.0}  # the recipe, one key changed
     bad = tmp_path / "p.yaml"
     bad.write_text("name: p\nablations: {mine: cfg/no_such_recipe.yaml}\n")
     with pytest.raises(FileNotFoundError, match=r"p\.yaml: ablation settings file cfg/no_such_recipe\.yaml not found"):
