@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -989,6 +990,13 @@ def plot(report, path: Path) -> None:
     plt.close(fig)
 
 
+def stop_runs_on_sigterm() -> None:
+    """`kill <pid>` of a protocol process stops its training run too: SIGTERM becomes SystemExit, on which
+    subprocess.run kills the child it waits for and `ensure` releases its claim on the run folder. Without it the
+    child trained on, orphaned, slowing every other run on the machine. The run resumes from its last epoch."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "_one":
         job = json.loads(argv[1])
@@ -996,6 +1004,7 @@ def main(argv: list[str]) -> None:
         protocol = on_device(protocol, job["device"]) if job.get("device") else protocol
         train_one(protocol, job["method"], job["seed"], dict(job["spec"]))
         return
+    stop_runs_on_sigterm()
     args = dict(a.split("=", 1) for a in argv)
     protocol = load_protocol(args.get("protocol", str(ROOT / "cfg" / "distill_gain_cpu.yaml")))
     steps = args.get("steps", "teacher,cost,main,ablations,tune,report").split(",")

@@ -1,6 +1,7 @@
 """The gain benchmark's report plumbing: the README section is written from the report and nothing else."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -540,3 +541,37 @@ def test_an_ablation_named_by_settings_file_runs_that_file(gain, tmp_path):
     bad.write_text("name: p\nablations: {mine: cfg/no_such_recipe.yaml}\n")
     with pytest.raises(FileNotFoundError, match=r"p\.yaml: ablation settings file cfg/no_such_recipe\.yaml not found"):
         gain.load_protocol(str(bad))
+
+
+def test_stopping_a_protocol_process_stops_its_training_run(tmp_path):
+    """A SIGTERM to the protocol process must not leave its training subprocess running on, orphaned."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child_pid = tmp_path / "child.pid"
+    parent = tmp_path / "parent.py"
+    parent.write_text(
+        "import subprocess, sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
+        "import distill_gain\n"
+        "distill_gain.stop_runs_on_sigterm()\n"
+        "child = 'import os, sys, time; open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(120)'\n"
+        f"subprocess.run([sys.executable, '-c', child, {str(child_pid)!r}])\n")
+    process = subprocess.Popen([sys.executable, str(parent)])
+    deadline = time.monotonic() + 60
+    while not (child_pid.exists() and child_pid.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = int(child_pid.read_text())
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("the training subprocess outlived its protocol process")
