@@ -2,6 +2,10 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,7 +161,6 @@ def test_protocol_processes_started_together_generate_the_data_once_and_never_re
         gain, monkeypatch, tmp_path):
     # Two protocol processes (one per core) once both generated the data: one rewrote the validation images
     # while the other had scanned 23 of its 150. Now one generates while the other waits for data.yaml.
-    import subprocess
     import threading
 
     import yolo_gism.data
@@ -545,11 +548,6 @@ def test_an_ablation_named_by_settings_file_runs_that_file(gain, tmp_path):
 
 def test_stopping_a_protocol_process_stops_its_training_run(tmp_path):
     """A SIGTERM to the protocol process must not leave its training subprocess running on, orphaned."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     child_pid = tmp_path / "child.pid"
     parent = tmp_path / "parent.py"
     parent.write_text(
