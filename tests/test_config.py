@@ -52,6 +52,7 @@ def test_unknown_key_lists_valid_ones():
         ({"alpha": -0.1}, "alpha"),
         ({"kd_warmup": -1}, "kd_warmup"),
         ({"kd_every": 0}, "kd_every=0 must be >= 1"),
+        ({"cls_gain": -0.5}, "cls_gain=-0.5 must be >= 0"),
         ({"selection": "all"}, "selection"),
         ({"adapter": "linear"}, r"adapter='linear' must be one of \('conv', 'mlp'\)"),
         ({"feat_norm": "l2"}, "feat_norm"),

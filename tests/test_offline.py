@@ -94,7 +94,7 @@ def test_split_teacher_instances_by_hand():
 
 @pytest.mark.parametrize("target", ["aligned", "teacher"])
 def test_offline_terms_follow_the_formula_written_out(tiny_data, trained_teacher, tmp_path, target):
-    """cls = lam T^2 sum_a w_a sum_c KL_bin(q_a sig(t/T) || sig(s/T)) / sum_a w_a; box = lam alpha sum_a w_a (L1 + 1 -
+    """cls = lam beta T^2 sum_a w_a sum_c KL_bin(q_a sig(t/T) || sig(s/T)) / sum_a w_a; box = lam alpha sum_a w_a (L1 + 1 -
     IoU) / sum_a w_a; a over the anchors the assigner gives an instance, w_a = that instance's max probability, q_a
     the anchor's normalised alignment metric (the assigner's class target) for offline_target=aligned, else 1."""
     trainer = _trainer(tiny_data, trained_teacher, tmp_path, offline_target=target, **STILL)
@@ -106,7 +106,7 @@ def test_offline_terms_follow_the_formula_written_out(tiny_data, trained_teacher
     assigned = []
     real = crit.instance_assigner.forward
     crit.instance_assigner.forward = lambda *a: (assigned.append(out := real(*a)), out)[1]
-    crit.kd_lambda, crit.cfg.alpha = 3.0, 0.25
+    crit.kd_lambda, crit.cfg.alpha, crit.cfg.cls_gain = 3.0, 0.25, 0.5
     with torch.no_grad():
         terms = {k: float(v) for k, v in crit.offline_terms(student, gt, inst).items()}
     _, _, quality, fg, index = assigned[0]
@@ -139,7 +139,7 @@ def test_offline_terms_follow_the_formula_written_out(tiny_data, trained_teacher
     assert weights > 0 and terms["feat"] == 0 and terms["cross"] == 0
     if target == "aligned":  # the quality really scales: some assigned anchors are placed worse than others
         assert float(quality[fg].min()) < 0.9 * float(quality[fg].max())
-    assert terms["cls"] == pytest.approx(3.0 * t_temp**2 * cls_sum / weights, rel=1e-4)
+    assert terms["cls"] == pytest.approx(3.0 * 0.5 * t_temp**2 * cls_sum / weights, rel=1e-4)
     assert terms["box"] == pytest.approx(3.0 * 0.25 * box_sum / weights, rel=1e-4)
 
 

@@ -319,8 +319,8 @@ def test_non_finite_feature_level_is_named(tiny_data, trained_teacher, tmp_path)
     assert "feature term at level(s) [1]" in trainer.gism_criterion.problem
 
 
-def test_terms_follow_the_formula_with_lambda_alpha_and_feat_gain(tiny_data, trained_teacher, tmp_path):
-    """feat = lam (1 - alpha) gamma F, cls = lam C, box = lam alpha X, cross = lam K, same student, teacher, batch."""
+def test_terms_follow_the_formula_with_lambda_alpha_feat_gain_and_cls_gain(tiny_data, trained_teacher, tmp_path):
+    """feat = lam (1 - alpha) gamma F, cls = lam beta C, box = lam alpha X, cross = lam K, same student, teacher, batch."""
     trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, level_weighting="fixed")
     trainer._setup_train()
     trainer.epoch = 1
@@ -331,17 +331,17 @@ def test_terms_follow_the_formula_with_lambda_alpha_and_feat_gain(tiny_data, tra
         student = trainer.model(batch["img"])
         teacher = crit.teacher(batch["img"])
 
-    def terms(lam, alpha, gamma):
-        crit.kd_lambda, crit.cfg.alpha, crit.cfg.feat_gain = lam, alpha, gamma
+    def terms(lam, alpha, gamma, beta=1.0):
+        crit.kd_lambda, crit.cfg.alpha, crit.cfg.feat_gain, crit.cfg.cls_gain = lam, alpha, gamma, beta
         with torch.no_grad():
             return {k: float(v) for k, v in crit.terms(student, teacher, batch).items()}
 
     unit = terms(1.0, 0.0, 1.0)  # F and C; box is off at alpha 0
     box = terms(1.0, 1.0, 1.0)["box"]  # X
     assert unit["box"] == 0 and box > 0 and unit["feat"] > 0 and unit["cls"] > 0
-    got = terms(3.0, 0.25, 2.0)
+    got = terms(3.0, 0.25, 2.0, beta=0.5)
     assert got["feat"] == pytest.approx(3.0 * 0.75 * 2.0 * unit["feat"], rel=1e-5)
-    assert got["cls"] == pytest.approx(3.0 * unit["cls"], rel=1e-5)
+    assert got["cls"] == pytest.approx(3.0 * 0.5 * unit["cls"], rel=1e-5)
     assert got["box"] == pytest.approx(3.0 * 0.25 * box, rel=1e-5)
     assert unit["cross"] > 0 and got["cross"] == pytest.approx(3.0 * unit["cross"], rel=1e-5)  # lambda only
 

@@ -37,6 +37,7 @@ class GISMConfig:
     alpha: float = 0.5
     kd_gain: float = 4.0
     feat_gain: float = 1.0
+    cls_gain: float = 1.0
     kd_warmup: int = 1
     kd_ramp: int = 2
     kd_stop: int = 0
@@ -96,6 +97,7 @@ class GISMConfig:
         _number(self, "alpha", float, low=0.0, high=1.0)
         _number(self, "kd_gain", float, low=0.0)
         _number(self, "feat_gain", float, low=0.0)
+        _number(self, "cls_gain", float, low=0.0)
         for name in ("kd_warmup", "kd_ramp", "kd_stop"):
             _number(self, name, int, low=0)
         _number(self, "kd_every", int, low=1)

@@ -7,8 +7,8 @@ criterion when it needs one), which keeps EMA copies, checkpoints and NaN-recove
 code paths this project does not know about.
 
 Exact formula (per batch of B images):
-    loss = L_det + B * lambda(epoch) * [ T^2 KL_cls + alpha L_box + (1 - alpha) gamma sum_l w_l L_feat,l + L_cross ]
-with gamma = feat_gain (1 by default) and L_cross (kd_cross, off by default) the class and box terms computed on
+    loss = L_det + B * lambda(epoch) * [ beta T^2 KL_cls + alpha L_box + (1 - alpha) gamma sum_l w_l L_feat,l + L_cross ]
+with beta = cls_gain and gamma = feat_gain (1 by default each) and L_cross (kd_cross, off by default) the class and box terms computed on
 the teacher's head applied to the adapted student features instead of on the student's head.
 L_det is Ultralytics' own loss, which is already multiplied by B (with assign=teacher, the default, its label
 assigner ranks anchors by the teacher's predictions: yolo_gism.assign); each GISM term is a weighted mean over
@@ -16,7 +16,7 @@ locations (see yolo_gism.losses), so the B factor gives the two parts the same s
 built-in distillation does.
 
 With offline=true (yolo_gism.offline) the teacher never runs during training; its detections ride in the batch as
-extra instances and the bracket becomes [ T^2 KL_cls + alpha L_box ] over the anchors Ultralytics' task-aligned
+extra instances and the bracket becomes [ beta T^2 KL_cls + alpha L_box ] over the anchors Ultralytics' task-aligned
 assigner gives each teacher instance, weighted by that instance's confidence (``offline_terms``).
 """
 
@@ -139,7 +139,7 @@ class GISMCriterion:
         else:
             box = zero
         cross = self.cross_term(adapted, teacher, anchor_weight) if cfg.kd_cross else zero
-        terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cls, "box": lam * cfg.alpha * box,
+        terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cfg.cls_gain * cls, "box": lam * cfg.alpha * box,
                  "cross": lam * cross}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
 
@@ -175,7 +175,7 @@ class GISMCriterion:
             t_ltrb = t_ltrb.clamp(0, self.student_reg_max - 1.01)
         cls = self.class_loss(s_scores, t_anchor_logits, weight) if cfg.kd_cls else zero
         box = self.offline_box_loss(s_ltrb, t_ltrb, weight) if cfg.kd_box else zero
-        terms = {"feat": zero, "cls": lam * cls, "box": lam * cfg.alpha * box, "cross": zero}
+        terms = {"feat": zero, "cls": lam * cfg.cls_gain * cls, "box": lam * cfg.alpha * box, "cross": zero}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
 
     def aligned_logits(self, logits: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
