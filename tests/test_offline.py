@@ -94,9 +94,10 @@ def test_split_teacher_instances_by_hand():
 
 @pytest.mark.parametrize("target", ["aligned", "teacher"])
 def test_offline_terms_follow_the_formula_written_out(tiny_data, trained_teacher, tmp_path, target):
-    """cls = lam beta T^2 sum_a w_a sum_c KL_bin(q_a sig(t/T) || sig(s/T)) / sum_a w_a; box = lam alpha sum_a w_a (L1 + 1 -
-    IoU) / sum_a w_a; a over the anchors the assigner gives an instance, w_a = that instance's max probability, q_a
-    the anchor's normalised alignment metric (the assigner's class target) for offline_target=aligned, else 1."""
+    """cls = lam beta T^2 sum_a w_a sum_c KL_bin(q_a sig(t/T) || sig(s/T)) / sum_a w_a; box = lam alpha sum_a w_a
+    (L1 + 1 - IoU) / sum_a w_a; a over the anchors the assigner gives an instance, w_a = that instance's max
+    probability, q_a the anchor's normalised alignment metric (the assigner's class target) for offline_target=aligned,
+    else 1."""
     trainer = _trainer(tiny_data, trained_teacher, tmp_path, offline_target=target, **STILL)
     batch = _ready(trainer)
     crit = trainer.gism_criterion

@@ -320,7 +320,8 @@ def test_non_finite_feature_level_is_named(tiny_data, trained_teacher, tmp_path)
 
 
 def test_terms_follow_the_formula_with_lambda_alpha_feat_gain_and_cls_gain(tiny_data, trained_teacher, tmp_path):
-    """feat = lam (1 - alpha) gamma F, cls = lam beta C, box = lam alpha X, cross = lam K, same student, teacher, batch."""
+    """feat = lam (1 - alpha) gamma F, cls = lam beta C, box = lam alpha X, cross = lam K; same student, teacher and
+    batch each time."""
     trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, level_weighting="fixed")
     trainer._setup_train()
     trainer.epoch = 1

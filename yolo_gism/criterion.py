@@ -7,9 +7,10 @@ criterion when it needs one), which keeps EMA copies, checkpoints and NaN-recove
 code paths this project does not know about.
 
 Exact formula (per batch of B images):
-    loss = L_det + B * lambda(epoch) * [ beta T^2 KL_cls + alpha L_box + (1 - alpha) gamma sum_l w_l L_feat,l + L_cross ]
-with beta = cls_gain and gamma = feat_gain (1 by default each) and L_cross (kd_cross, off by default) the class and box terms computed on
-the teacher's head applied to the adapted student features instead of on the student's head.
+    loss = L_det + B * lambda(epoch) * [ beta T^2 KL_cls + alpha L_box + (1 - alpha) gamma sum_l w_l L_feat,l
+                                         + L_cross ]
+with beta = cls_gain and gamma = feat_gain (1 by default each) and L_cross (kd_cross, off by default) the class and
+box terms computed on the teacher's head applied to the adapted student features instead of on the student's head.
 L_det is Ultralytics' own loss, which is already multiplied by B (with assign=teacher, the default, its label
 assigner ranks anchors by the teacher's predictions: yolo_gism.assign); each GISM term is a weighted mean over
 locations (see yolo_gism.losses), so the B factor gives the two parts the same scaling, as Ultralytics'
@@ -139,8 +140,8 @@ class GISMCriterion:
         else:
             box = zero
         cross = self.cross_term(adapted, teacher, anchor_weight) if cfg.kd_cross else zero
-        terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cfg.cls_gain * cls, "box": lam * cfg.alpha * box,
-                 "cross": lam * cross}
+        terms = {"feat": lam * (1 - cfg.alpha) * cfg.feat_gain * feat, "cls": lam * cfg.cls_gain * cls,
+                 "box": lam * cfg.alpha * box, "cross": lam * cross}
         return {name: self.finite_or_zero(name, value) for name, value in terms.items()}
 
     def offline_terms(self, student: dict, batch: dict, instances: dict) -> dict[str, torch.Tensor]:
