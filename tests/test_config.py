@@ -63,6 +63,9 @@ def test_unknown_key_lists_valid_ones():
          "nothing to distill"),
         ({"kd_cross": True, "student_layers": [15], "teacher_layers": [15]}, "kd_cross=true runs the teacher's Detect"),
         ({"kd_cross": 1}, "kd_cross=1 must be true or false"),
+        ({"feature_layers": "all"}, r"feature_layers='all' must be one of \('neck', 'backbone\+neck'\)"),
+        ({"feature_layers": "backbone+neck", "student_layers": [4], "teacher_layers": [4]}, "give one of them"),
+        ({"kd_cross": True, "feature_layers": "backbone+neck"}, "feature_layers=neck"),
     ],
 )
 def test_invalid_values_name_the_argument(values, match):

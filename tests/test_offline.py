@@ -171,6 +171,8 @@ def test_offline_run_end_to_end_writes_kd_columns(tiny_data, trained_teacher, tm
     (dict(offline=True), r"kd_feat=true, assign=teacher"),
     (dict(offline=True, kd_feat=False, assign="student", selection="gi"), r"selection=gi"),
     (dict(offline=True, kd_feat=False, assign="student", kd_cross=True), r"kd_cross=true"),
+    (dict(offline=True, kd_feat=False, assign="student", feature_layers="backbone+neck"),
+     r"feature_layers=backbone\+neck"),
     (dict(offline=True, kd_feat=False, assign="student", kd_cls=False, kd_box=False), r"nothing to distill"),
     (dict(offline=True, kd_feat=False, assign="student", offline_target="soft"), r"offline_target"),
 ])

@@ -22,6 +22,7 @@ FEAT_NORMS = ("standard", "raw", "cwd")
 ADAPTERS = ("conv", "mlp")
 OFFLINE_TARGETS = ("aligned", "teacher")  # offline class targets: scaled by each anchor's alignment, or as they are
 ASSIGNERS = ("student", "teacher")  # whose predictions rank anchors in label assignment (yolo_gism.assign)
+FEATURE_LAYER_SETS = ("neck", "backbone+neck")  # named layer sets, resolved per architecture (yolo_gism.layers)
 
 
 def default_yaml_path() -> Path:
@@ -53,6 +54,7 @@ class GISMConfig:
     assign: str = "teacher"
     gi_topk: int = 30
     gi_iou: float = 0.3
+    feature_layers: str = "neck"
     student_layers: list[int] | None = None
     teacher_layers: list[int] | None = None
     class_map: dict[Any, Any] | None = None
@@ -113,6 +115,7 @@ class GISMConfig:
         _choice(self, "adapter", ADAPTERS)
         _choice(self, "assign", ASSIGNERS)
         _choice(self, "offline_target", OFFLINE_TARGETS)
+        _choice(self, "feature_layers", FEATURE_LAYER_SETS)
         for name in ("student_layers", "teacher_layers"):
             value = getattr(self, name)
             if value is not None:
@@ -127,6 +130,9 @@ class GISMConfig:
                 f"student_layers has {len(self.student_layers)} levels but teacher_layers has "
                 f"{len(self.teacher_layers)}; they are aligned pairwise and must have the same count"
             )
+        if self.feature_layers != "neck" and self.student_layers is not None:
+            raise ValueError(f"feature_layers={self.feature_layers} and student_layers/teacher_layers both choose the "
+                             "layers to align: give one of them")
         if self.class_map is not None and not isinstance(self.class_map, dict):
             raise ValueError(f"class_map={self.class_map!r} must be a mapping {{teacher class: student class}}")
         if not any((self.kd_feat, self.kd_cls, self.kd_box, self.kd_cross)) and self.assign != "teacher":
@@ -134,9 +140,10 @@ class GISMConfig:
                              "nothing to distill")
         if self.offline:
             self._check_offline()
-        if self.kd_cross and self.student_layers is not None:
+        if self.kd_cross and (self.student_layers is not None or self.feature_layers != "neck"):
             raise ValueError("kd_cross=true runs the teacher's Detect head on the adapted student maps, so it needs "
-                             "student_layers and teacher_layers left at null (the layers that feed Detect)")
+                             "student_layers and teacher_layers left at null and feature_layers=neck (the layers "
+                             "that feed Detect)")
 
     def _check_offline(self) -> None:
         """offline=true distils from the teacher's detections made before training (yolo_gism.offline); what needs
@@ -145,10 +152,11 @@ class GISMConfig:
         needs_maps += [f"assign={self.assign}"] if self.assign == "teacher" else []
         needs_maps += [f"selection={self.selection}"] if self.selection != "none" else []
         needs_maps += ["student_layers"] if self.student_layers is not None else []
+        needs_maps += [f"feature_layers={self.feature_layers}"] if self.feature_layers != "neck" else []
         if needs_maps:
             raise ValueError(f"offline=true runs the teacher once before training, so {', '.join(needs_maps)} (which "
                              "read the teacher's maps of every batch) cannot apply: set kd_feat=false kd_cross=false "
-                             "assign=student selection=none and leave the layers unset")
+                             "assign=student selection=none and leave the layers unset (feature_layers=neck)")
         if not (self.kd_cls or self.kd_box):
             raise ValueError("offline=true with kd_cls=false and kd_box=false: there is nothing to distill")
 

@@ -35,6 +35,7 @@ from .config import GISMConfig, split_gism_args
 from .criterion import GISMCriterion
 from .distributed import average_gradients, broadcast_module
 from .hooks import FeatureRecorder
+from .layers import backbone_and_neck_layers
 from .losses import LevelWeights, make_adapter
 from .offline import split_teacher_instances, teacher_detections
 from .teacher import FrozenTeacher, detect_head, load_teacher_model, resolve_class_groups
@@ -165,13 +166,22 @@ class GISMTrainer(DetectionTrainer):
             self._load_state()
         return ckpt
 
+    def _aligned_layers(self, student) -> tuple[list[int], list[int]] | None:
+        """(student, teacher) layer indices the feature term aligns; None for the maps that feed Detect."""
+        cfg = self.gism
+        if cfg.feature_layers == "backbone+neck":
+            layers = backbone_and_neck_layers(student), backbone_and_neck_layers(self.teacher.model)
+            LOGGER.info(f"{colorstr('GISM:')} feature_layers=backbone+neck aligns student layers {layers[0]} with teacher layers "
+                        f"{layers[1]}")
+            return layers
+        return None if cfg.student_layers is None else (cfg.student_layers, cfg.teacher_layers)
+
     def _level_channels(self, student) -> list[tuple[int, int]]:
         """Probe both models once to get each level's channels and check the levels line up."""
-        cfg = self.gism
-        if cfg.student_layers is not None:
+        aligned = self._aligned_layers(student)
+        if aligned is not None:
             self.recorder = FeatureRecorder()
-            for role, model, layers in (("student", student, cfg.student_layers),
-                                        ("teacher", self.teacher.model, cfg.teacher_layers)):
+            for role, model, layers in (("student", student, aligned[0]), ("teacher", self.teacher.model, aligned[1])):
                 for level, index in enumerate(layers):
                     if not -len(model.model) <= index < len(model.model) - 1:
                         raise ValueError(
@@ -192,7 +202,7 @@ class GISMTrainer(DetectionTrainer):
                 t_feats = self.teacher(image)["feats"]
             if self.recorder:
                 rec = self.recorder.pop()
-                n = len(cfg.student_layers)
+                n = len(aligned[0])
                 s_feats = [rec[("student", i)] for i in range(n)]
                 t_feats = [rec[("teacher", i)] for i in range(n)]
         finally:

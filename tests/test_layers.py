@@ -1,0 +1,40 @@
+"""feature_layers=backbone+neck picks the same places in every supported family, from each model's own graph."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ultralytics.nn.tasks import DetectionModel
+
+from yolo_gism.layers import backbone_and_neck_layers
+
+
+@pytest.mark.parametrize(
+    "yaml_name, expected",
+    [
+        # read off the Ultralytics yaml files: C2f at P3 and P4, SPPF at P5 (v8, v5u); C3k2, C3k2, C2PSA (11, 26)
+        ("yolov8n.yaml", [4, 6, 9, 15, 18, 21]),
+        ("yolov5su.yaml", [4, 6, 9, 17, 20, 23]),
+        ("yolo11n.yaml", [4, 6, 10, 16, 19, 22]),
+        ("yolo26n.yaml", [4, 6, 10, 16, 19, 22]),
+    ],
+)
+def test_last_backbone_layer_at_each_detect_size_then_the_detect_inputs(yaml_name, expected):
+    model = DetectionModel(yaml_name, verbose=False).train()
+    assert backbone_and_neck_layers(model) == expected
+    assert model.training  # the probe leaves the model in the mode it found it
+
+
+def test_each_backbone_layer_matches_its_detect_input_in_size():
+    model = DetectionModel("yolov8n.yaml", verbose=False)
+    outputs = {}
+    x = torch.zeros(1, 3, 128, 128)
+    for i, m in enumerate(model.model[:-1]):  # Ultralytics' own routing: each layer reads the outputs named in m.f
+        x = m(x if m.f == -1 else ([x if j == -1 else outputs[j] for j in m.f] if isinstance(m.f, list)
+                                   else outputs[m.f]))
+        outputs[i] = x
+    layers = backbone_and_neck_layers(model)
+    for backbone, neck in zip(layers[:3], layers[3:]):
+        assert outputs[backbone].shape[-2:] == outputs[neck].shape[-2:]
+        # and it is the last one at that size: YOLOv8's backbone is layers 0 to 9
+        assert all(outputs[later].shape[-2:] != outputs[neck].shape[-2:] for later in range(backbone + 1, 10))

@@ -1,0 +1,53 @@
+"""Named sets of layers for the feature term, resolved for each architecture from its own graph.
+
+Layer indices differ between YOLOv8, YOLOv5u, YOLO11 and YOLO26, so a setting written as indices only fits one
+family. ``feature_layers=backbone+neck`` names a set instead: for every map that feeds Detect, the last backbone
+layer whose output has the same size (YOLOv8n: 4, 6, 9 beside 15, 18, 21; YOLO11n: 4, 6, 10 beside 16, 19, 22).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .hooks import FeatureRecorder
+
+
+def detect_inputs(model) -> list[int]:
+    """Indices of the layers whose outputs Detect reads (Ultralytics records them as the head's ``f``)."""
+    return list(model.model[-1].f)
+
+
+def backbone_and_neck_layers(model) -> list[int]:
+    """The last backbone layer at each Detect input's size, then the Detect inputs themselves."""
+    neck = detect_inputs(model)
+    backbone = range(len(model.yaml["backbone"]))
+    sizes = _output_sizes(model, [*backbone, *neck])
+    chosen = []
+    for index in neck:
+        same_size = [i for i in backbone if sizes.get(i) == sizes[index]]
+        if not same_size:
+            raise ValueError(f"feature_layers=backbone+neck: no backbone layer of this model has the size of Detect "
+                             f"input {index}; give student_layers and teacher_layers as indices instead")
+        chosen.append(same_size[-1])
+    return chosen + neck
+
+
+def _output_sizes(model, indices) -> dict[int, tuple[int, int]]:
+    """Spatial size of each listed layer's output on a small blank image (layers with non-map outputs are left out)."""
+    recorder = FeatureRecorder()
+    for i in indices:
+        recorder.watch(model.model[i], i)
+    size = int(max(model.stride.max(), 32)) * 2
+    parameter = next(model.parameters())
+    image = torch.zeros(1, 3, size, size, device=parameter.device, dtype=parameter.dtype)
+    was_training = model.training
+    model.eval()
+    recorder.attach()
+    try:
+        with torch.no_grad():
+            model(image)
+        outputs = recorder.pop()
+    finally:
+        recorder.detach()
+        model.train(was_training)
+    return {i: tuple(out.shape[-2:]) for i, out in outputs.items() if isinstance(out, torch.Tensor) and out.ndim == 4}
