@@ -129,14 +129,18 @@ class GISMCriterion:
         t_scores, t_ltrb, anchors, strides = view if view is not None else self.teacher_view(student, teacher)
         s_ltrb = ltrb_distances(student["boxes"], self.student_reg_max)
         shapes = level_shapes(student["feats"])
-        anchor_weight, instances = self.anchor_weight(s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes, batch)
+        anchor_weight, instances = self.anchor_weight(s_scores, t_scores, s_ltrb, t_ltrb, anchors, strides, shapes,
+                                                      batch)
         zero = s_scores.sum() * 0.0
         adapted, t_maps = self.adapted_maps(student, teacher) if cfg.kd_feat or cfg.kd_cross else (None, None)
         feat = self.feature_term(adapted, t_maps, anchor_weight, instances, shapes, img_hw) if cfg.kd_feat else zero
         cls = self.class_loss(s_scores, t_scores, anchor_weight) if cfg.kd_cls else zero
         if cfg.kd_box:
-            box = (self.box_loss(student["boxes"].permute(0, 2, 1), teacher["boxes"].float().permute(0, 2, 1), anchor_weight)
-                   if isinstance(self.box_loss, BinDistributionKD) else self.box_loss(s_ltrb, t_ltrb, anchor_weight))
+            if isinstance(self.box_loss, BinDistributionKD):
+                box = self.box_loss(student["boxes"].permute(0, 2, 1), teacher["boxes"].float().permute(0, 2, 1),
+                                    anchor_weight)
+            else:
+                box = self.box_loss(s_ltrb, t_ltrb, anchor_weight)
         else:
             box = zero
         cross = self.cross_term(adapted, teacher, anchor_weight) if cfg.kd_cross else zero

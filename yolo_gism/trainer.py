@@ -171,8 +171,8 @@ class GISMTrainer(DetectionTrainer):
         cfg = self.gism
         if cfg.feature_layers == "backbone+neck":
             layers = backbone_and_neck_layers(student), backbone_and_neck_layers(self.teacher.model)
-            LOGGER.info(f"{colorstr('GISM:')} feature_layers=backbone+neck aligns student layers {layers[0]} with teacher layers "
-                        f"{layers[1]}")
+            LOGGER.info(f"{colorstr('GISM:')} feature_layers=backbone+neck aligns student layers {layers[0]} "
+                        f"with teacher layers {layers[1]}")
             return layers
         return None if cfg.student_layers is None else (cfg.student_layers, cfg.teacher_layers)
 
