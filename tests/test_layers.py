@@ -38,3 +38,13 @@ def test_each_backbone_layer_matches_its_detect_input_in_size():
         assert outputs[backbone].shape[-2:] == outputs[neck].shape[-2:]
         # and it is the last one at that size: YOLOv8's backbone is layers 0 to 9
         assert all(outputs[later].shape[-2:] != outputs[neck].shape[-2:] for later in range(backbone + 1, 10))
+
+
+def test_a_detect_input_with_no_backbone_layer_of_its_size_is_refused():
+    # the backbone stops at stride 16; the head makes the stride-32 map itself, so the backbone has nothing beside it
+    cfg = {"nc": 2, "scales": {}, "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Conv", [16, 3, 2]],
+                                                [-1, 1, "Conv", [32, 3, 2]], [-1, 1, "Conv", [64, 3, 2]]],
+           "head": [[-1, 1, "Conv", [64, 3, 2]], [[2, 3, 4], 1, "Detect", ["nc"]]]}
+    model = DetectionModel(cfg, verbose=False)
+    with pytest.raises(ValueError, match="no backbone layer of this model has the size of Detect input 4"):
+        backbone_and_neck_layers(model)
