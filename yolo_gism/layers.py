@@ -32,14 +32,20 @@ def backbone_and_neck_layers(model) -> list[int]:
     return chosen + neck
 
 
+def blank_image(model) -> torch.Tensor:
+    """A black image twice the model's largest stride (at least 64 px) on its device and in its dtype: enough for
+    every level to have a map, small enough that probing the layers costs nothing at start-up."""
+    size = int(max(model.stride.max(), 32)) * 2
+    parameter = next(model.parameters())
+    return torch.zeros(1, 3, size, size, device=parameter.device, dtype=parameter.dtype)
+
+
 def _output_sizes(model, indices) -> dict[int, tuple[int, int]]:
     """Spatial size of each listed layer's output on a small blank image (layers with non-map outputs are left out)."""
     recorder = FeatureRecorder()
     for i in indices:
         recorder.watch(model.model[i], i)
-    size = int(max(model.stride.max(), 32)) * 2
-    parameter = next(model.parameters())
-    image = torch.zeros(1, 3, size, size, device=parameter.device, dtype=parameter.dtype)
+    image = blank_image(model)
     was_training = model.training
     model.eval()
     recorder.attach()

@@ -35,7 +35,7 @@ from .config import GISMConfig, split_gism_args
 from .criterion import GISMCriterion
 from .distributed import average_gradients, broadcast_module
 from .hooks import FeatureRecorder
-from .layers import backbone_and_neck_layers
+from .layers import backbone_and_neck_layers, blank_image
 from .losses import LevelWeights, make_adapter
 from .offline import split_teacher_instances, teacher_detections
 from .teacher import FrozenTeacher, detect_head, load_teacher_model, resolve_class_groups
@@ -189,8 +189,7 @@ class GISMTrainer(DetectionTrainer):
                             f"{len(model.model) - 1} layers before its Detect head"
                         )
                     self.recorder.watch(model.model[index], (role, level))
-        size = int(max(student.stride.max(), 32)) * 2
-        image = torch.zeros(1, 3, size, size, device=self.device)
+        image = blank_image(student)
         was_training = student.training
         student.eval()
         if self.recorder:
