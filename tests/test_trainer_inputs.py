@@ -138,13 +138,14 @@ def test_custom_layers_distill_through_the_recorder(tiny_data, tmp_path, trained
     trainer.recorder.detach()
 
 
-def test_backbone_and_neck_layers_distill_six_levels_through_the_recorder(tiny_data, tmp_path, trained_teacher):
-    # yolov8n student, yolov8s teacher: the same graph, so the same six indices on both sides, at widths that differ
-    trainer = make(tiny_data, tmp_path, teacher=str(trained_teacher), feature_layers="backbone+neck", kd_cross=False)
+@pytest.mark.parametrize("name, finer", [("backbone+neck", []), ("stride4+backbone+neck", [(32, 64)])])
+def test_named_layer_sets_distill_their_levels_through_the_recorder(tiny_data, tmp_path, trained_teacher, name, finer):
+    # yolov8n student, yolov8s teacher: the same graph, so the same indices on both sides, at widths that differ
+    trainer = make(tiny_data, tmp_path, teacher=str(trained_teacher), feature_layers=name, kd_cross=False)
     loss, items = one_loss(trainer)
     widths = [(a.in_channels, a.out_channels) for a in trainer.adapters]  # 1x1 conv adapters (the default)
-    assert widths == [(64, 128), (128, 256), (256, 512), (64, 128), (128, 256), (256, 512)]
-    assert len(trainer.level_weights.running) == 6 and float(items["feat_loss"]) > 0
+    assert widths == [*finer, (64, 128), (128, 256), (256, 512), (64, 128), (128, 256), (256, 512)]
+    assert len(trainer.level_weights.running) == 6 + len(finer) and float(items["feat_loss"]) > 0
     assert not any(m._forward_hooks for m in trainer.model.modules())
     trainer.recorder.detach()
 

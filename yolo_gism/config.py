@@ -22,7 +22,8 @@ FEAT_NORMS = ("standard", "raw", "cwd")
 ADAPTERS = ("conv", "mlp")
 OFFLINE_TARGETS = ("aligned", "teacher")  # offline class targets: scaled by each anchor's alignment, or as they are
 ASSIGNERS = ("student", "teacher")  # whose predictions rank anchors in label assignment (yolo_gism.assign)
-FEATURE_LAYER_SETS = ("neck", "backbone+neck")  # named layer sets, resolved per architecture (yolo_gism.layers)
+# named layer sets, resolved per architecture (yolo_gism.layers)
+FEATURE_LAYER_SETS = ("neck", "backbone+neck", "stride4+backbone+neck")
 
 
 def default_yaml_path() -> Path:

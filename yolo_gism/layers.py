@@ -3,12 +3,15 @@
 Layer indices differ between YOLOv8, YOLOv5u, YOLO11 and YOLO26, so a setting written as indices only fits one
 family. ``feature_layers=backbone+neck`` names a set instead: for every map that feeds Detect, the last backbone
 layer whose output has the same size (YOLOv8n: 4, 6, 9 beside 15, 18, 21; YOLO11n: 4, 6, 10 beside 16, 19, 22).
+``stride4+backbone+neck`` leads those with the last backbone layer at twice the finest Detect input's size (stride 4
+in the stock models: layer 2 of YOLOv8, YOLOv5u, YOLO11 and YOLO26), the finest map the student ever makes.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .config import FEATURE_LAYER_SETS
 from .hooks import FeatureRecorder
 
 
@@ -17,19 +20,30 @@ def detect_inputs(model) -> list[int]:
     return list(model.model[-1].f)
 
 
-def backbone_and_neck_layers(model) -> list[int]:
-    """The last backbone layer at each Detect input's size, then the Detect inputs themselves."""
+def named_layers(model, name: str) -> list[int] | None:
+    """The layer indices a named set stands for in this model; None for ``neck`` (the maps Detect reads anyway)."""
+    if name == "neck":
+        return None
+    if name not in FEATURE_LAYER_SETS:
+        raise ValueError(f"feature_layers={name} is not a named layer set; use one of {', '.join(FEATURE_LAYER_SETS)}")
     neck = detect_inputs(model)
     backbone = range(len(model.yaml["backbone"]))
     sizes = _output_sizes(model, [*backbone, *neck])
-    chosen = []
-    for index in neck:
-        same_size = [i for i in backbone if sizes.get(i) == sizes[index]]
+
+    def last_backbone_layer(size: tuple[int, int], what: str) -> int:
+        same_size = [i for i in backbone if sizes.get(i) == size]
         if not same_size:
-            raise ValueError(f"feature_layers=backbone+neck: no backbone layer of this model has the size of Detect "
-                             f"input {index}; give student_layers and teacher_layers as indices instead")
-        chosen.append(same_size[-1])
-    return chosen + neck
+            raise ValueError(f"feature_layers={name}: no backbone layer of this model has {what}; "
+                             "give student_layers and teacher_layers as indices instead")
+        return same_size[-1]
+
+    beside_neck = [last_backbone_layer(sizes[i], f"the size of Detect input {i}") for i in neck]
+    if name == "backbone+neck":
+        return beside_neck + neck
+    finest = max(neck, key=lambda i: sizes[i])
+    height, width = sizes[finest]
+    finer = last_backbone_layer((2 * height, 2 * width), f"twice the size of the finest Detect input ({finest})")
+    return [finer, *beside_neck, *neck]
 
 
 def blank_image(model) -> torch.Tensor:

@@ -35,7 +35,7 @@ from .config import GISMConfig, split_gism_args
 from .criterion import GISMCriterion
 from .distributed import average_gradients, broadcast_module
 from .hooks import FeatureRecorder
-from .layers import backbone_and_neck_layers, blank_image
+from .layers import blank_image, named_layers
 from .losses import LevelWeights, make_adapter
 from .offline import split_teacher_instances, teacher_detections
 from .teacher import FrozenTeacher, detect_head, load_teacher_model, resolve_class_groups
@@ -169,9 +169,9 @@ class GISMTrainer(DetectionTrainer):
     def _aligned_layers(self, student) -> tuple[list[int], list[int]] | None:
         """(student, teacher) layer indices the feature term aligns; None for the maps that feed Detect."""
         cfg = self.gism
-        if cfg.feature_layers == "backbone+neck":
-            layers = backbone_and_neck_layers(student), backbone_and_neck_layers(self.teacher.model)
-            LOGGER.info(f"{colorstr('GISM:')} feature_layers=backbone+neck aligns student layers {layers[0]} "
+        if cfg.feature_layers != "neck":
+            layers = named_layers(student, cfg.feature_layers), named_layers(self.teacher.model, cfg.feature_layers)
+            LOGGER.info(f"{colorstr('GISM:')} feature_layers={cfg.feature_layers} aligns student layers {layers[0]} "
                         f"with teacher layers {layers[1]}")
             return layers
         return None if cfg.student_layers is None else (cfg.student_layers, cfg.teacher_layers)
