@@ -229,13 +229,21 @@ def settings(spec: dict) -> dict:
     return json.loads(json.dumps(out))
 
 
+# GISM keys added after runs were first recorded, each with the value the runs recorded before it existed behaved as
+# (offline_target: those runs all had offline off, where no offline target is used). A record that lacks a key is
+# read with this value, not the key's current default: were that default changed, the record would go stale rather
+# than pass for a run of the new one. A key added to GISMConfig from now on belongs here too (a test checks).
+VALUE_BEFORE_KEY_EXISTED = {"feat_gain": 1.0, "cls_gain": 1.0, "kd_every": 1, "kd_cross": False,
+                            "feature_layers": "neck", "offline": False, "offline_target": "aligned"}
+
+
 def recorded_settings(record: dict) -> dict | None:
-    """A record's settings, with GISM keys added since it was trained filled in with their defaults (a new key's
-    default keeps the old behaviour); a changed default of an existing key still shows, as it was stored."""
+    """A record's settings, with GISM keys added since it was trained filled in as it ran without them; a changed
+    default of an existing key still shows, as it was stored."""
     stored = record.get("settings")
     if stored is None or "gism" not in stored:
         return stored
-    return {**stored, "gism": _resolved_gism(stored["gism"])}
+    return {**stored, "gism": _resolved_gism({**VALUE_BEFORE_KEY_EXISTED, **stored["gism"]})}
 
 
 def is_current(record: dict, spec: dict) -> bool:

@@ -122,6 +122,32 @@ def test_changed_gism_default_makes_the_old_record_stale(gain, monkeypatch, tmp_
     assert not gain.is_current(record, spec)  # a changed default in cfg/gism.yaml
 
 
+def test_a_record_from_before_a_key_reads_as_it_ran_not_as_the_current_default(gain, monkeypatch, tmp_path):
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
+    spec = gain.specs(protocol)["gism"]
+    record = {"epochs": spec["epochs"], "settings": gain.settings(spec)}
+    older = json.loads(json.dumps(record))
+    del older["settings"]["gism"]["feature_layers"]  # trained before feature_layers existed: on the neck maps
+    assert gain.recorded_settings(older)["gism"]["feature_layers"] == "neck"
+    defaults = tmp_path / "gism.yaml"
+    defaults.write_text((ROOT / "cfg" / "gism.yaml").read_text().replace("feature_layers: neck ",
+                                                                         "feature_layers: backbone+neck "))
+    monkeypatch.setattr("yolo_gism.config.default_yaml_path", lambda: defaults)
+    assert gain.settings(spec)["gism"]["feature_layers"] == "backbone+neck"  # the new default took
+    assert gain.recorded_settings(older)["gism"]["feature_layers"] == "neck"
+    assert not gain.is_current(older, spec)  # so the old run is not taken for one of the new default
+
+
+def test_every_key_added_since_the_first_records_has_its_old_value(gain):
+    from yolo_gism.config import GISMConfig
+
+    # the keys GISM had when benchmark records first stored their settings (2026-12-02); any later one needs an entry
+    first = {"temperature", "alpha", "kd_gain", "kd_warmup", "kd_ramp", "kd_stop", "kd_feat", "kd_cls", "kd_box",
+             "level_weighting", "feat_norm", "adapter", "selection", "assign", "gi_topk", "gi_iou", "student_layers",
+             "teacher_layers", "class_map", "teacher_dtype", "teacher"}
+    assert set(GISMConfig.keys()) - first == set(gain.VALUE_BEFORE_KEY_EXISTED)
+
+
 def test_interrupted_gism_run_resumes_only_with_its_own_settings(gain, tmp_path):
     import torch
 
