@@ -23,6 +23,7 @@ distill_gain.json for the default protocol), a Markdown table and a plot from wh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -53,6 +54,8 @@ def load_protocol(path: str) -> dict:
     student and GISM settings are the same (a teacher's forward costs the same whatever its weights), and the
     base's finished teacher-free runs (vanilla students) are reused where their settings and seed match."""
     protocol = yaml.safe_load(Path(path).read_text())
+    if "gism" in protocol:  # like an ablation: settings, a settings file (e.g. cfg/gism_v1.yaml), or a file changed
+        protocol["gism"] = _ablation_settings(protocol["gism"], path)
     if "ablations" in protocol:
         protocol["ablations"] = {name: _ablation_settings(value, path) for name, value in protocol["ablations"].items()}
     teacher_source = _teacher_from(protocol, path)
@@ -317,14 +320,15 @@ def _use_threads(model, threads: int | None) -> None:
 
 
 def _resumable(folder: Path, trained_with: dict) -> bool:
-    """An interrupted GISM run resumes with the config saved beside its checkpoint: only if that is still ours."""
+    """An interrupted GISM run resumes with the config saved beside its checkpoint: only if that is still ours
+    (a key the saved config lacks is read as the run behaved without it, as for records)."""
     import torch
 
     state = folder / "weights" / "gism_last.pt"
     if "gism" not in trained_with or not state.exists():
         return True
     saved = torch.load(state, map_location="cpu", weights_only=True)["config"]
-    return _resolved_gism(saved) == trained_with["gism"]
+    return _resolved_gism({**VALUE_BEFORE_KEY_EXISTED, **saved}) == trained_with["gism"]
 
 
 def _finished(last: Path) -> bool:
@@ -515,7 +519,7 @@ def cost_ratio(protocol: dict, method: str) -> float | None:
     cost = json.loads(cost_file(protocol).read_text()) if cost_file(protocol).exists() else {}
     timed = protocol.get("cost_as", {}).get(method, method)
     measured = cost.get("methods", {}).get(timed, {}).get("vs_vanilla")
-    ratio = cost.get("gism_vs_vanilla") if measured is None and timed == "gism" else measured
+    ratio = gism_cost(protocol) if measured is None and timed == "gism" else measured
     return ratio and without_teacher_at_the_end(method_specs(protocol).get(method, {}), ratio)
 
 
@@ -534,16 +538,29 @@ def _epoch_seconds(protocol: dict, method: str) -> float | None:
     for seed in protocol["seeds"]:
         done = finished_metrics(protocol, method, seed)
         metrics = json.loads(done.read_text()) if done else {}
-        if metrics and "epoch_seconds_note" not in metrics:
+        if "epoch_seconds" in metrics and "epoch_seconds_note" not in metrics:
             times.append(metrics["epoch_seconds"])
     return statistics.mean(times) if times else None
 
 
 COST_ORDER = ("vanilla", "gism", "gism", "vanilla")  # as recorded in cost.json; see _time_in_turn
+# what a cost.json holds of its GISM timing (the rest, `methods`, times other methods)
+GISM_TIMING_KEYS = ("gism_vs_vanilla", "gism_settings", "epoch_seconds", "order", "command", "created", "environment")
 
 
 def cost_file(protocol: dict) -> Path:
     return RESULTS / "distill_gain_runs" / home(protocol, "cost") / "cost.json"
+
+
+def gism_cost(protocol: dict) -> float | None:
+    """GISM's epoch time in vanilla epochs, if the protocol's cost measurement timed the GISM settings it has now
+    (a measurement from before the settings were stored with it is taken as it is): after a change of GISM's
+    defaults, the vanilla run given GISM's time must wait for `steps=cost` to time the new ones."""
+    cost = json.loads(cost_file(protocol).read_text()) if cost_file(protocol).exists() else {}
+    timed = cost.get("gism_settings")
+    if "gism_vs_vanilla" not in cost or (timed is not None and timed != settings(method_specs(protocol)["gism"])):
+        return None
+    return cost["gism_vs_vanilla"]
 
 
 def time_matched_epochs(protocol: dict, seed: int) -> int | None:
@@ -554,11 +571,13 @@ def time_matched_epochs(protocol: dict, seed: int) -> int | None:
     when those ran under the same load, as in the first protocol."""
     epochs = protocol["student"]["epochs"]
     if cost_file(protocol).exists():
-        cost = json.loads(cost_file(protocol).read_text())
-        gism = settings(specs(protocol)["gism"])["gism"]
+        ratio = gism_cost(protocol)
+        if ratio is None:
+            return None
+        gism = settings(method_specs(protocol)["gism"])["gism"]
         # epochs without the teacher (assign=teacher runs it from the first batch)
         warmup = 0 if gism.get("assign") == "teacher" else min(gism["kd_warmup"], epochs)
-        return round(warmup + (epochs - warmup) * cost["gism_vs_vanilla"])
+        return round(warmup + (epochs - warmup) * ratio)
     vanilla, gism = _epoch_seconds(protocol, "vanilla"), _epoch_seconds(protocol, "gism")
     if not (vanilla and gism):
         return None
@@ -573,17 +592,24 @@ def step_cost(protocol, command: str) -> dict:
     Epoch times of the full runs are no good for this: they come from different sessions, on a machine whose speed
     has varied threefold between sessions. Here short runs of each (`cost_epochs`, distilling from the first
     epoch) alternate with vanilla runs in one process, so both are timed under the same conditions. Methods
-    already measured are kept; only missing ones are timed."""
+    already measured are kept; only missing ones are timed, and GISM again once its settings have changed."""
     out = cost_file(protocol)
     cost = json.loads(out.read_text()) if out.exists() else {}
     missing = [m for m in protocol.get("cost_methods", []) if m not in cost.get("methods", {})]
-    if (cost and not missing) or not teacher_ready(protocol, "cost"):
+    gism_timed = gism_cost(protocol) is not None
+    if (gism_timed and not missing) or not teacher_ready(protocol, "cost"):
         return cost
     epochs = cost.get("cost_epochs", protocol.get("cost_epochs", 2))
-    if not cost:
-        seconds = _time_in_turn(protocol, "gism", epochs, folder=lambda i, m: f"cost/{i}_{m}")
-        cost = {"gism_vs_vanilla": statistics.mean(seconds["gism"]) / statistics.mean(seconds["vanilla"]),
-                "epoch_seconds": seconds, "order": list(COST_ORDER), "cost_epochs": epochs, **_stamp(command)}
+    if not gism_timed:  # never timed, or timed with other GISM settings: those are kept under superseded_gism
+        old = {k: cost.pop(k) for k in GISM_TIMING_KEYS if k in cost}
+        if "gism_vs_vanilla" in old:
+            cost.setdefault("superseded_gism", []).append(old)
+        gism = settings(method_specs(protocol)["gism"])
+        tag = hashlib.sha1(json.dumps(gism, sort_keys=True).encode()).hexdigest()[:8]  # all four runs fresh per settings
+        seconds = _time_in_turn(protocol, "gism", epochs, folder=lambda i, m: f"cost/gism_{tag}/{i}_{m}")
+        cost.update({"gism_vs_vanilla": statistics.mean(seconds["gism"]) / statistics.mean(seconds["vanilla"]),
+                     "gism_settings": gism, "epoch_seconds": seconds,
+                     "order": list(COST_ORDER), "cost_epochs": epochs, **_stamp(command)})
         print(f"[distill_gain] GISM epoch = {cost['gism_vs_vanilla']:.3f} x vanilla epoch ({out})", flush=True)
     for method in missing:
         seconds = _time_in_turn(protocol, method, epochs, folder=lambda i, m: f"cost/{method}/{i}_{m}")
@@ -793,9 +819,19 @@ def report_name(protocol: dict) -> str:
     return protocol.get("report") or f"distill_gain_{protocol.get('name', 'unnamed')}"
 
 
+def matched_to_gism(protocol: dict, runs: list[dict]) -> list[dict]:
+    """The time-matched vanilla runs given the time of GISM as the protocol has it now: one given the time of other
+    GISM settings (e.g. an old default's) is a vanilla run all the same, but not GISM's rival in the summary."""
+    return [r for r in runs if r["epochs"] == time_matched_epochs(protocol, r["seed"])]
+
+
 def step_report(protocol, command):
     found = collect(protocol)
     summary = {m: summarise(r) for m, r in found.items() if r}
+    matched = matched_to_gism(protocol, found.get("vanilla_time_matched", []))
+    summary.pop("vanilla_time_matched", None)
+    if matched:
+        summary["vanilla_time_matched"] = summarise(matched)
     vanilla, teacher = summary.get("vanilla"), summary.get("teacher")
     if vanilla and teacher:
         gap = teacher["map50_95_mean"] - vanilla["map50_95_mean"]

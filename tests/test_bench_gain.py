@@ -109,11 +109,13 @@ def test_changed_gism_default_makes_the_old_record_stale(gain, monkeypatch, tmp_
     spec = gain.specs(protocol)["gism"]
     record = {"epochs": spec["epochs"], "settings": gain.settings(spec)}
     assert gain.is_current(record, spec)
-    assert record["settings"]["gism"]["selection"] == "none" and "teacher" not in record["settings"]["gism"]
+    assert record["settings"]["gism"]["selection"] == "conf" and "teacher" not in record["settings"]["gism"]
     assert gain.is_current({"epochs": spec["epochs"]}, spec)  # records from before settings were kept
     older = json.loads(json.dumps(record))
+    del older["settings"]["gism"]["cls_gain"]
+    assert gain.is_current(older, spec)  # a key added since, read as it ran (1.0), which is still its default
     del older["settings"]["gism"]["feat_gain"]
-    assert gain.is_current(older, spec)  # a key added since is taken at its default
+    assert not gain.is_current(older, spec)  # feat_gain ran at 1.0 before it existed; its default is 72 now
     assert not gain.is_current({**record, "epochs": spec["epochs"] + 1}, spec)
     assert not gain.is_current(record, {**spec, "selection": "gi"})  # a protocol override
     defaults = tmp_path / "gism.yaml"
@@ -122,19 +124,15 @@ def test_changed_gism_default_makes_the_old_record_stale(gain, monkeypatch, tmp_
     assert not gain.is_current(record, spec)  # a changed default in cfg/gism.yaml
 
 
-def test_a_record_from_before_a_key_reads_as_it_ran_not_as_the_current_default(gain, monkeypatch, tmp_path):
+def test_a_record_from_before_a_key_reads_as_it_ran_not_as_the_current_default(gain):
     protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
     spec = gain.specs(protocol)["gism"]
     record = {"epochs": spec["epochs"], "settings": gain.settings(spec)}
     older = json.loads(json.dumps(record))
     del older["settings"]["gism"]["feature_layers"]  # trained before feature_layers existed: on the neck maps
     assert gain.recorded_settings(older)["gism"]["feature_layers"] == "neck"
-    defaults = tmp_path / "gism.yaml"
-    defaults.write_text((ROOT / "cfg" / "gism.yaml").read_text().replace("feature_layers: neck ",
-                                                                         "feature_layers: backbone+neck "))
-    monkeypatch.setattr("yolo_gism.config.default_yaml_path", lambda: defaults)
-    assert gain.settings(spec)["gism"]["feature_layers"] == "backbone+neck"  # the new default took
-    assert gain.recorded_settings(older)["gism"]["feature_layers"] == "neck"
+    assert gain.settings(spec)["gism"]["feature_layers"] == "stride4+backbone+neck"  # the default since 2026-12-07
+    assert gain.is_current(record, spec)
     assert not gain.is_current(older, spec)  # so the old run is not taken for one of the new default
 
 
@@ -156,7 +154,7 @@ def test_interrupted_gism_run_resumes_only_with_its_own_settings(gain, tmp_path)
     (tmp_path / "weights").mkdir()
     assert gain._resumable(tmp_path, gain.settings(spec))  # nothing saved yet
     saved = {**gain.settings(spec)["gism"], "teacher": "t.pt"}
-    del saved["adapter"]  # a state written before this key existed resumes with the key's default
+    del saved["feature_layers"]  # a state written before this key existed resumes as it ran: on the neck maps
     torch.save({"config": saved}, tmp_path / "weights" / "gism_last.pt")
     assert gain._resumable(tmp_path, gain.settings(spec))
     assert not gain._resumable(tmp_path, gain.settings({**spec, "kd_cls": True}))
@@ -477,6 +475,67 @@ def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(g
 
     trained.clear()
     assert gain.step_cost(protocol, "cmd") == cost and trained == []  # nothing missing: nothing timed again
+
+
+def test_a_new_gism_default_waits_for_its_own_cost_and_keeps_the_old_timing(gain, monkeypatch, tmp_path):
+    """GISM's time fixes the time-matched run's epochs. A cost measured with other GISM settings (e.g. the defaults
+    before a change) must not set them: the time-matched records go out of the report, steps=cost times the new
+    settings in four fresh runs, and the old timing is kept under superseded_gism."""
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
+    monkeypatch.setattr(gain, "environment", lambda: {})
+    old_settings = gain.settings(gain.specs(protocol)["ablation_gism_v1"])
+    cost = gain.cost_file(protocol)
+    cost.parent.mkdir(parents=True)
+    cost.write_text(json.dumps({"gism_vs_vanilla": 1.5, "gism_settings": old_settings, "cost_epochs": 2}))
+    assert gain.gism_cost(protocol) is None and gain.time_matched_epochs(protocol, 0) is None
+    for seed, epochs in ((0, 75), (1, 60)):
+        folder = gain.record_dir(protocol, "vanilla_time_matched", seed)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"seed": seed, "epochs": epochs, "map50_95": 0.2}))
+    assert gain.matched_to_gism(protocol, gain.collect(protocol)["vanilla_time_matched"]) == []
+
+    per_epoch = {"vanilla": [20.0, 24.0], "gism": [30.0, 34.0]}
+    folders = []
+
+    def fake_run(args, **kwargs):
+        job = json.loads(args[-1])
+        name = "vanilla" if job["spec"]["kind"] == "plain" else "gism"
+        folders.append(job["method"])
+        folder = gain.run_dir(protocol, job["method"], 0)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"epoch_seconds": per_epoch[name].pop(0)}))
+
+    monkeypatch.setattr(gain.subprocess, "run", fake_run)
+    timed = gain.step_cost(protocol, "cmd")
+    assert timed["gism_vs_vanilla"] == pytest.approx(32 / 22)
+    assert timed["gism_settings"] == gain.settings(gain.specs(protocol)["gism"]) != old_settings
+    assert timed["superseded_gism"] == [{"gism_vs_vanilla": 1.5, "gism_settings": old_settings}]
+    assert len({f.rsplit("/", 1)[0] for f in folders}) == 1 and folders[0].startswith("cost/gism_")
+    assert gain.time_matched_epochs(protocol, 0) == round(50 * 32 / 22) == 73
+    folder = gain.record_dir(protocol, "vanilla_time_matched", 1)
+    (folder / "metrics.json").write_text(json.dumps({"seed": 1, "epochs": 73, "map50_95": 0.2}))
+    matched = gain.matched_to_gism(protocol, gain.collect(protocol)["vanilla_time_matched"])
+    assert [r["seed"] for r in matched] == [1]  # seed 0's 75 epochs match the old GISM's time, not this one's
+
+
+def test_a_protocol_may_keep_the_gism_settings_it_ran_with_by_naming_a_file(gain, tmp_path):
+    """`gism: cfg/gism_v1.yaml` keeps a protocol's GISM (and its ablations, written on top of it) as they ran
+    after cfg/gism.yaml moved on; a variation is `{settings: <file>, key: value}`, as for ablations."""
+    import yaml
+
+    old = yaml.safe_load((ROOT / "cfg" / "gism_v1.yaml").read_text())
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
+    specs = gain.specs(protocol)
+    assert gain.settings(specs["gism"])["gism"] == {**old}
+    assert gain.settings(specs["ablation_kd_every4"])["gism"] == {**old, "kd_every": 4}
+    assert gain.settings(gain.specs(gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml")))["gism"])["gism"][
+        "feature_layers"] == "stride4+backbone+neck"  # a protocol with `gism: {}` runs today's defaults
+    varied = tmp_path / "v.yaml"
+    varied.write_text("name: v\ngism: {settings: cfg/gism_v1.yaml, assign: student}\n")
+    assert gain.load_protocol(str(varied))["gism"] == {**old, "assign": "student"}
 
 
 def test_cost_records_say_whether_the_cpu_computes_bf16_natively(gain, monkeypatch):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from yolo_gism.demo import run_demo
+from yolo_gism.demo import DemoConfig, run_demo, train_key
 
 TINY = dict(train=24, val=8, imgsz=64, teacher_epochs=1, epochs=1, clip_frames=12, fps_frames=8, batch=8,
             videos="/nonexistent")
@@ -38,3 +38,16 @@ def test_demo_bad_arguments(tmp_path, kw, match):
 def test_demo_reuse_of_a_missing_teacher_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="teacher=.*nope.pt: file not found"):
         run_demo(out=str(tmp_path), teacher=str(tmp_path / "nope.pt"), **TINY)
+
+
+def test_a_gism_stage_is_keyed_by_gism_defaults_too(tmp_path, monkeypatch):
+    """A GISM student trained under other defaults (an older yolo_gism) is not reused as one of today's."""
+    cfg = DemoConfig()
+    before = train_key(cfg, "yolov8n.yaml", 3, "d.yaml", "t.pt")
+    assert train_key(cfg, "yolov8n.yaml", 3, "d.yaml", None) == {k: v for k, v in before.items() if k != "gism"} | {
+        "teacher": None}
+    other = tmp_path / "gism.yaml"
+    other.write_text("temperature: 3.0\n")
+    monkeypatch.setattr("yolo_gism.config.default_yaml_path", lambda: other)
+    assert train_key(cfg, "yolov8n.yaml", 3, "d.yaml", "t.pt")["gism"]["temperature"] == 3.0 != before["gism"][
+        "temperature"]

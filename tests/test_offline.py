@@ -16,7 +16,9 @@ from yolo_gism.offline import split_teacher_instances
 
 FAST = dict(imgsz=128, batch=16, device="cpu", workers=0, plots=False, seed=0, deterministic=False, amp=False,
             verbose=False, exist_ok=True)
-OFFLINE = dict(offline=True, kd_feat=False, assign="student", kd_box=True)
+# what offline needs (no teacher maps per batch), and the box term on at the weight of the defaults until 2026-12-07
+NO_MAPS = dict(offline=True, kd_feat=False, assign="student", selection="none", feature_layers="neck")
+OFFLINE = dict(**NO_MAPS, kd_box=True, alpha=0.5)
 STILL = dict(mosaic=0.0, degrees=0.0, translate=0.0, scale=0.0, shear=0.0, perspective=0.0, fliplr=0.0,
              hsv_h=0.0, hsv_s=0.0, hsv_v=0.0)  # no augmentation: a batch's boxes are the stored ones
 
@@ -169,12 +171,12 @@ def test_offline_run_end_to_end_writes_kd_columns(tiny_data, trained_teacher, tm
 
 @pytest.mark.parametrize("kw, match", [
     (dict(offline=True), r"kd_feat=true, assign=teacher"),
-    (dict(offline=True, kd_feat=False, assign="student", selection="gi"), r"selection=gi"),
-    (dict(offline=True, kd_feat=False, assign="student", kd_cross=True), r"kd_cross=true"),
-    (dict(offline=True, kd_feat=False, assign="student", feature_layers="backbone+neck"),
-     r"feature_layers=backbone\+neck"),
-    (dict(offline=True, kd_feat=False, assign="student", kd_cls=False, kd_box=False), r"nothing to distill"),
-    (dict(offline=True, kd_feat=False, assign="student", offline_target="soft"), r"offline_target"),
+    (dict(offline=True, kd_feat=False, assign="student"), r"selection=conf, feature_layers=stride4"),  # defaults
+    (dict(NO_MAPS, selection="gi"), r"selection=gi"),
+    (dict(NO_MAPS, kd_cross=True), r"kd_cross=true"),
+    (dict(NO_MAPS, feature_layers="backbone+neck"), r"feature_layers=backbone\+neck"),
+    (dict(NO_MAPS, kd_cls=False, kd_box=False), r"nothing to distill"),
+    (dict(NO_MAPS, offline_target="soft"), r"offline_target"),
 ])
 def test_offline_refuses_what_needs_the_teacher_every_batch(kw, match):
     with pytest.raises(ValueError, match=match):

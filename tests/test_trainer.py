@@ -19,7 +19,9 @@ from yolo_gism.criterion import GISMCriterion, LOSS_NAMES
 
 FAST = dict(imgsz=128, batch=16, device="cpu", workers=0, plots=False, seed=0, deterministic=False, amp=False,
             verbose=False, exist_ok=True)
-ALL_TERMS = dict(kd_box=True, kd_cross=True, selection="gi")  # every GISM term and GI selection, whatever the defaults
+# every GISM term (the box term at the weight of the defaults until 2026-12-07) and GI selection, whatever the defaults;
+# the cross-head term needs the Detect inputs as the aligned maps
+ALL_TERMS = dict(kd_box=True, kd_cross=True, selection="gi", feature_layers="neck", alpha=0.5)
 
 
 def _digest(model: torch.nn.Module) -> str:
@@ -348,7 +350,8 @@ def test_terms_follow_the_formula_with_lambda_alpha_feat_gain_and_cls_gain(tiny_
 
 
 def _cross_setup(tiny_data, trained_teacher, tmp_path, **kw):
-    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, selection="none", **kw)
+    trainer = _trainer(tiny_data, trained_teacher, tmp_path, kd_warmup=0, kd_ramp=0, selection="none",
+                       feature_layers="neck", **kw)
     trainer._setup_train()
     trainer.epoch = 1
     trainer._model_train()
@@ -408,4 +411,5 @@ def test_cwd_feature_term_is_channel_wise_kl_on_the_adapted_maps(tiny_data, trai
         p_t = torch.softmax(t_map.float().flatten(2) / 2.0, -1)
         log_p_s = torch.log_softmax(s_map.float().flatten(2) / 2.0, -1)
         want.append(float((4.0 * (p_t * (p_t.log() - log_p_s)).sum(-1)).mean()))
-    assert got == pytest.approx((1 - crit.cfg.alpha) * sum(want) / len(want), rel=1e-4)  # fixed weights: 1/levels
+    # fixed weights: 1/levels; gamma = feat_gain scales the term
+    assert got == pytest.approx((1 - crit.cfg.alpha) * crit.cfg.feat_gain * sum(want) / len(want), rel=1e-4)

@@ -16,9 +16,12 @@ FAST = dict(imgsz=64, batch=4, device="cpu", workers=0, plots=False, seed=0, det
 
 
 def make(tiny_data, tmp_path, **kw) -> GISMTrainer:
-    # every GISM term and GI selection, whatever the defaults (the cross-head term needs the layers feeding Detect)
-    args = dict(model="yolov8n.yaml", data=str(tiny_data), project=str(tmp_path), name="t", kd_box=True,
+    # every GISM term and GI selection, whatever the defaults (the box term at the weight of the defaults until
+    # 2026-12-07; the cross-head term needs the layers feeding Detect)
+    args = dict(model="yolov8n.yaml", data=str(tiny_data), project=str(tmp_path), name="t", kd_box=True, alpha=0.5,
                 kd_cross="student_layers" not in kw, selection="gi", **FAST)
+    if "student_layers" not in kw:
+        args["feature_layers"] = "neck"
     args.update(kw)
     return GISMTrainer(overrides=args)
 
@@ -143,7 +146,8 @@ def test_named_layer_sets_distill_their_levels_through_the_recorder(tiny_data, t
     # yolov8n student, yolov8s teacher: the same graph, so the same indices on both sides, at widths that differ
     trainer = make(tiny_data, tmp_path, teacher=str(trained_teacher), feature_layers=name, kd_cross=False)
     loss, items = one_loss(trainer)
-    widths = [(a.in_channels, a.out_channels) for a in trainer.adapters]  # 1x1 conv adapters (the default)
+    convs = [[m for m in a.modules() if isinstance(m, torch.nn.Conv2d)] for a in trainer.adapters]
+    widths = [(c[0].in_channels, c[-1].out_channels) for c in convs]  # student in, teacher out, whatever the adapter
     assert widths == [*finer, (64, 128), (128, 256), (256, 512), (64, 128), (128, 256), (256, 512)]
     assert len(trainer.level_weights.running) == 6 + len(finer) and float(items["feat_loss"]) > 0
     assert not any(m._forward_hooks for m in trainer.model.modules())

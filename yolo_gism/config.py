@@ -36,26 +36,26 @@ class GISMConfig:
     """GISM settings; see cfg/gism.yaml for the meaning of each field."""
 
     temperature: float = 2.0
-    alpha: float = 0.5
-    kd_gain: float = 4.0
-    feat_gain: float = 1.0
+    alpha: float = 0.0
+    kd_gain: float = 0.25
+    feat_gain: float = 72.0
     cls_gain: float = 1.0
-    kd_warmup: int = 1
-    kd_ramp: int = 2
+    kd_warmup: int = 0
+    kd_ramp: int = 0
     kd_stop: int = 0
     kd_every: int = 1
     kd_feat: bool = True
     kd_cls: bool = True
     kd_box: bool = False
     kd_cross: bool = False
-    level_weighting: str = "dynamic"
-    feat_norm: str = "standard"
-    adapter: str = "conv"
-    selection: str = "none"
+    level_weighting: str = "fixed"
+    feat_norm: str = "raw"
+    adapter: str = "mlp"
+    selection: str = "conf"
     assign: str = "teacher"
     gi_topk: int = 30
     gi_iou: float = 0.3
-    feature_layers: str = "neck"
+    feature_layers: str = "stride4+backbone+neck"
     student_layers: list[int] | None = None
     teacher_layers: list[int] | None = None
     class_map: dict[Any, Any] | None = None
@@ -77,15 +77,18 @@ class GISMConfig:
         values = dict(values)
         merged = yaml.safe_load(default_yaml_path().read_text()) or {}
         user_file = values.pop("gism", None)
+        chosen = {}  # what the user set, from their file and then explicitly
         if user_file is not None:
             path = Path(user_file)
             if not path.is_file():
                 raise FileNotFoundError(f"gism={user_file}: GISM config file not found")
-            loaded = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"gism={user_file}: expected a mapping of GISM keys, got {type(loaded).__name__}")
-            merged.update(loaded)
-        merged.update(values)
+            chosen = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(chosen, dict):
+                raise ValueError(f"gism={user_file}: expected a mapping of GISM keys, got {type(chosen).__name__}")
+        chosen = {**chosen, **values}
+        if chosen.get("student_layers") is not None and "feature_layers" not in chosen:
+            chosen["feature_layers"] = "neck"  # explicit indices replace the default named set rather than clash
+        merged.update(chosen)
         unknown = sorted(set(merged) - set(cls.keys()))
         if unknown:
             raise ValueError(f"unknown GISM key(s) {unknown}; valid keys are: {', '.join(cls.keys())}")
@@ -157,7 +160,7 @@ class GISMConfig:
         if needs_maps:
             raise ValueError(f"offline=true runs the teacher once before training, so {', '.join(needs_maps)} (which "
                              "read the teacher's maps of every batch) cannot apply: set kd_feat=false kd_cross=false "
-                             "assign=student selection=none and leave the layers unset (feature_layers=neck)")
+                             "assign=student selection=none feature_layers=neck, student_layers and teacher_layers unset")
         if not (self.kd_cls or self.kd_box):
             raise ValueError("offline=true with kd_cls=false and kd_box=false: there is nothing to distill")
 

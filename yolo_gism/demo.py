@@ -89,11 +89,21 @@ def stage_data(cfg: DemoConfig, root: Path) -> dict:
     return st.finish({"data": str(data_yaml), "clip": str(clip)})
 
 
+def train_key(cfg: DemoConfig, model: str, epochs: int, data: str, teacher: str | None) -> dict:
+    """What a training stage's result depends on; for a GISM student that includes GISM's defaults, so a run made
+    under other defaults (an older yolo_gism) is retrained rather than reused."""
+    key = {"model": model, "epochs": epochs, "data": data, "teacher": teacher, "seed": cfg.seed, "imgsz": cfg.imgsz}
+    if teacher:
+        from yolo_gism.config import GISMConfig
+
+        key["gism"] = {k: v for k, v in GISMConfig.from_dict({}).to_dict().items() if k != "teacher"}
+    return key
+
+
 def stage_train(cfg: DemoConfig, root: Path, name: str, model: str, epochs: int, data: str, teacher: str | None = None):
     from ultralytics import YOLO
 
-    key = {"model": model, "epochs": epochs, "data": data, "teacher": teacher, "seed": cfg.seed, "imgsz": cfg.imgsz}
-    st = Stage(root, name, key, cfg.force)
+    st = Stage(root, name, train_key(cfg, model, epochs, data, teacher), cfg.force)
     if st.done:
         return st.info()
     args = _train_args(cfg, st, epochs)
