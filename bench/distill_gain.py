@@ -82,9 +82,12 @@ def load_protocol(path: str) -> dict:
 
 
 def as_written(protocol: dict) -> dict:
-    """The protocol file's own keys (not those taken from its base), with ablation settings files read in."""
+    """The protocol file's own keys (not those taken from its base), with ablation settings files read in; the
+    ablations as the file writes them too (`ablations_as_written`), for the report's short account of each."""
     written = yaml.safe_load(Path(protocol["_file"]).read_text())
-    return {**written, "ablations": protocol["ablations"]} if "ablations" in written else written
+    if "ablations" not in written:
+        return written
+    return {**written, "ablations": protocol["ablations"], "ablations_as_written": written["ablations"]}
 
 
 def _ablation_settings(value: str | dict, path) -> dict:
@@ -925,17 +928,27 @@ def ablation_lines(report) -> list[str]:
     if not runs:
         return []
     vanilla = next((r["map50_95"] for r in report["runs"].get("vanilla", []) if r["seed"] == 0), None)
-    lines = ["", "Ablations and method search, seed 0 (GISM rows change GISM's defaults as shown):", "",
+    written = report["protocol"].get("ablations_as_written", ablations)  # reports from before it: the settings
+    lines = ["", "Ablations and method search, seed 0 (a GISM row runs the protocol's GISM settings with the changes "
+             "shown, a settings file's keys first where one is named):", "",
              "| run | changes | mAP50-95 | vs vanilla (seed 0), points |", "|---|---|---|---|"]
     for m, s in runs.items():
         if m.startswith("builtin_dis"):
             changes = f"built-in, dis={m.removeprefix('builtin_dis')}"
         else:
-            changes = ", ".join(f"{k}={v}" for k, v in ablations.get(m.removeprefix("ablation_"), {}).items()) or "–"
+            changes = _changes(written.get(m.removeprefix("ablation_"), {}))
         value = next((r["map50_95"] for r in report["runs"].get(m, []) if r["seed"] == 0), s["map50_95_mean"])
         delta = f"{100 * (value - vanilla):+.2f}" if vanilla is not None else "–"
         lines.append(f"| {m.removeprefix('ablation_')} | {changes} | {value:.4f} | {delta} |")
     return lines + matched_lines(report)
+
+
+def _changes(value: str | dict) -> str:
+    """An ablation as its protocol writes it: a settings file's name, then each key it sets."""
+    if isinstance(value, str):
+        return value
+    named = [value["settings"]] if "settings" in value else []
+    return ", ".join(named + [f"{k}={v}" for k, v in value.items() if k != "settings"]) or "–"
 
 
 def matched_lines(report) -> list[str]:

@@ -573,6 +573,18 @@ def test_a_method_is_compared_seed_by_seed_with_the_vanilla_run_given_its_time(g
     assert "| kd_every4 | – | 0.2230 | +12.30 |" in text  # the ablation table stays seed 0 (vanilla seed 0: 0.1)
 
 
+def test_an_ablation_row_names_its_settings_file_and_the_keys_it_changes(gain):
+    report = _report([0.1] * 20)
+    report["protocol"]["ablations_as_written"] = {"feat_only": {"settings": "cfg/gism_v1.yaml", "kd_cls": False}}
+    report["all_methods"]["ablation_v1"] = report["all_methods"]["ablation_feat_only"]
+    report["protocol"]["ablations_as_written"]["v1"] = "cfg/gism_v1.yaml"
+    text = "\n".join(gain.ablation_lines(report))
+    assert "| feat_only | cfg/gism_v1.yaml, kd_cls=False | 0.1050 | +0.50 |" in text
+    assert "| v1 | cfg/gism_v1.yaml | 0.1050 | +0.50 |" in text
+    del report["protocol"]["ablations_as_written"]  # a report from before: the settings as loaded
+    assert "| feat_only | kd_cls=False, selection=none | 0.1050 | +0.50 |" in "\n".join(gain.ablation_lines(report))
+
+
 def test_a_run_that_stops_distilling_early_costs_a_vanilla_epoch_for_each_epoch_without_the_teacher(
         gain, monkeypatch, tmp_path):
     monkeypatch.setattr(gain, "RESULTS", tmp_path)
