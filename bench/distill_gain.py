@@ -243,13 +243,19 @@ VALUE_BEFORE_KEY_EXISTED = {"feat_gain": 1.0, "cls_gain": 1.0, "kd_every": 1, "k
                             "feature_layers": "neck", "offline": False, "offline_target": "aligned"}
 
 
+def gism_as_it_ran(stored: dict) -> dict:
+    """GISM settings stored by a run (in its record or beside its checkpoint), resolved with each key it lacks at
+    the value the run behaved as without it, not at that key's current default."""
+    return _resolved_gism({**VALUE_BEFORE_KEY_EXISTED, **stored})
+
+
 def recorded_settings(record: dict) -> dict | None:
     """A record's settings, with GISM keys added since it was trained filled in as it ran without them; a changed
     default of an existing key still shows, as it was stored."""
     stored = record.get("settings")
     if stored is None or "gism" not in stored:
         return stored
-    return {**stored, "gism": _resolved_gism({**VALUE_BEFORE_KEY_EXISTED, **stored["gism"]})}
+    return {**stored, "gism": gism_as_it_ran(stored["gism"])}
 
 
 def is_current(record: dict, spec: dict) -> bool:
@@ -331,7 +337,7 @@ def _resumable(folder: Path, trained_with: dict) -> bool:
     if "gism" not in trained_with or not state.exists():
         return True
     saved = torch.load(state, map_location="cpu", weights_only=True)["config"]
-    return _resolved_gism({**VALUE_BEFORE_KEY_EXISTED, **saved}) == trained_with["gism"]
+    return gism_as_it_ran(saved) == trained_with["gism"]
 
 
 def _finished(last: Path) -> bool:
@@ -830,11 +836,8 @@ def matched_to_gism(protocol: dict, runs: list[dict]) -> list[dict]:
 
 def step_report(protocol, command):
     found = collect(protocol)
-    summary = {m: summarise(r) for m, r in found.items() if r}
-    matched = matched_to_gism(protocol, found.get("vanilla_time_matched", []))
-    summary.pop("vanilla_time_matched", None)
-    if matched:
-        summary["vanilla_time_matched"] = summarise(matched)
+    counted = {**found, "vanilla_time_matched": matched_to_gism(protocol, found.get("vanilla_time_matched", []))}
+    summary = {m: summarise(r) for m, r in counted.items() if r}
     vanilla, teacher = summary.get("vanilla"), summary.get("teacher")
     if vanilla and teacher:
         gap = teacher["map50_95_mean"] - vanilla["map50_95_mean"]
