@@ -2,9 +2,11 @@
 
 Each (T, alpha) pair is one GISM run in its own folder (finished runs are reused), scored by validation
 mAP50-95 of its best.pt. Writes tune.json and tune.md in the output folder and returns the best pair.
+alpha weighs the box term against the feature term, so it is swept only with the box term on (kd_box=true);
+with it off (the defaults) alpha would only scale the feature term, and the sweep covers T alone.
 
     yolo-gism tune model=yolov8n.yaml teacher=teacher.pt data=data.yaml epochs=10 imgsz=256 \
-        temperatures=1,2,3,4,5 alphas=0.25,0.5,0.75 out=runs/tune
+        temperatures=1,2,3,4,5 kd_box=true alphas=0.25,0.5,0.75 out=runs/tune
 """
 
 from __future__ import annotations
@@ -21,17 +23,29 @@ def _floats(value) -> list[float]:
     return [float(v) for v in value]
 
 
-def tune(model: str, teacher: str, data: str, temperatures=(1, 2, 3, 4, 5), alphas=(0.25, 0.5, 0.75),
+BOX_ALPHAS = (0.25, 0.5, 0.75)  # swept when the box term is on and no alphas are given
+
+
+def tune(model: str, teacher: str, data: str, temperatures=(1, 2, 3, 4, 5), alphas=None,
          out: str = "runs/tune", **train_args) -> dict:
-    """Run the grid and return {"best": {...}, "runs": [...]}; extra kwargs go to every run unchanged."""
+    """Run the grid and return {"best": {...}, "runs": [...]}; extra kwargs go to every run unchanged.
+    alphas=None sweeps BOX_ALPHAS with the box term on, and keeps the configured alpha with it off."""
     from ultralytics import YOLO
 
-    from .config import GISMConfig
+    from .config import GISMConfig, split_gism_args
     from .trainer import GISMTrainer
 
-    temperatures, alphas = _floats(temperatures), _floats(alphas)
+    chosen = split_gism_args(train_args)[0]
+    base = GISMConfig.from_dict(chosen)  # the settings every pair starts from
+    temperatures = _floats(temperatures)
+    alphas = _floats(alphas if alphas is not None else BOX_ALPHAS if base.kd_box else base.alpha)
+    if not base.kd_box and alphas != [base.alpha]:
+        raise ValueError(f"alphas={alphas}: alpha weighs the box term against the feature term, and the box term is "
+                         "off (kd_box=false), so alpha would only scale the feature term; pass kd_box=true to sweep "
+                         "it, or leave alphas unset to sweep the temperature alone")
+    train_args = {k: v for k, v in train_args.items() if k not in ("temperature", "alpha")}  # the grid sets them
     for t, a in ((t, a) for t in temperatures for a in alphas):
-        GISMConfig.from_dict({"temperature": t, "alpha": a})  # fail on a bad grid before training anything
+        GISMConfig.from_dict({**chosen, "temperature": t, "alpha": a})  # fail on a bad grid before training anything
     root = Path(out).resolve()  # a relative project would land under Ultralytics runs_dir setting
     runs = []
     for t in temperatures:
