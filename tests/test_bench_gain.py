@@ -104,6 +104,29 @@ def test_goals_follow_the_issue_and_say_when_unmeasured(gain):
     assert gain.goals(summary)["gism_mean_minus_std_above_builtin_mean_plus_std"] is None
 
 
+def test_the_goals_show_the_figures_behind_each_verdict(gain):
+    def method(mean, std, gap=None):
+        return {"map50_95_mean": mean, "map50_95_std": std, "gap_closed": gap, "seeds": [0, 1, 2], "epochs": 50}
+
+    summary = {"vanilla": method(0.1546, 0.0039, 0.0), "builtin": method(0.1808, 0.0010),
+               "gism": method(0.1969, 0.0056, (0.1969 - 0.1546) / (0.2402 - 0.1546)), "teacher": method(0.2402, 0.0)}
+    report = {**_report([0.1] * 20), "summary": summary, "goals": gain.goals(summary)}
+    lines = gain.goal_lines(report)
+    assert "- gism vs vanilla at least 2 points: met (+4.23 points)" in lines  # (0.1969 - 0.1546) x 100
+    assert "- gism vs builtin at least 1 point: met (+1.61 points)" in lines
+    assert "- gism mean minus std above builtin mean plus std: met (0.1913 against 0.1818)" in lines
+    assert "- gism above time matched vanilla: not measured yet" in lines  # no figures without the run
+    half = (0.1546 + 0.2402) / 2  # 0.1974: the score that closes exactly half of the teacher-student gap
+    assert f"- gism closes half the gap: **not met** (49.42 % of the gap; half is {half:.4f})" in lines
+    summary["vanilla_time_matched"] = method(0.1630, 0.0020)
+    report["goals"] = gain.goals(summary)
+    assert ("- gism above time matched vanilla: met (0.1969 against 0.1630, +3.39 points)"
+            in gain.goal_lines(report))
+    block = "\n".join(gain.goal_lines(report))
+    report["protocol"]["name"] = "cpu"
+    assert block in gain.readme_section(report) and block in gain.markdown({**report, "all_methods": {}})
+
+
 def test_changed_gism_default_makes_the_old_record_stale(gain, monkeypatch, tmp_path):
     protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
     spec = gain.specs(protocol)["gism"]
