@@ -572,7 +572,7 @@ def gism_cost(protocol: dict) -> float | None:
     return cost["gism_vs_vanilla"]
 
 
-def time_matched_epochs(protocol: dict, seed: int) -> int | None:
+def time_matched_epochs(protocol: dict) -> int | None:
     """Epochs the vanilla student gets for the GISM run's wall-clock time.
 
     From the protocol's cost measurement when there is one (`steps=cost`: GISM and vanilla timed in turn, in one
@@ -683,7 +683,7 @@ def step_main(protocol, seeds, only: list[str] | None = None):
         for method in ("vanilla", "gism", "builtin") if ready else ("vanilla",):
             if wanted(method):
                 ensure(protocol, method, seed, s[method])
-        epochs = time_matched_epochs(protocol, seed)
+        epochs = time_matched_epochs(protocol)
         if epochs and wanted("vanilla_time_matched"):
             ensure(protocol, "vanilla_time_matched", seed, {**s["vanilla"], "epochs": epochs})
 
@@ -831,7 +831,8 @@ def report_name(protocol: dict) -> str:
 def matched_to_gism(protocol: dict, runs: list[dict]) -> list[dict]:
     """The time-matched vanilla runs given the time of GISM as the protocol has it now: one given the time of other
     GISM settings (e.g. an old default's) is a vanilla run all the same, but not GISM's rival in the summary."""
-    return [r for r in runs if r["epochs"] == time_matched_epochs(protocol, r["seed"])]
+    epochs = time_matched_epochs(protocol)
+    return [r for r in runs if r["epochs"] == epochs]
 
 
 def step_report(protocol, command):

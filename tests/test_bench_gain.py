@@ -273,9 +273,9 @@ def test_time_matched_epochs_come_from_the_cost_measurement(gain, tmp_path, monk
     cost.write_text(json.dumps({"gism_vs_vanilla": 1.3}))
     protocol["gism"] = {"assign": "student", "kd_warmup": 3}  # 3 epochs GISM trains without the teacher
     epochs = protocol["student"]["epochs"]
-    assert gain.time_matched_epochs(protocol, 0) == round(3 + (epochs - 3) * 1.3)
+    assert gain.time_matched_epochs(protocol) == round(3 + (epochs - 3) * 1.3)
     protocol["gism"] = {"assign": "teacher", "kd_warmup": 3}  # the teacher assigns labels from the first batch
-    assert gain.time_matched_epochs(protocol, 0) == round(epochs * 1.3)
+    assert gain.time_matched_epochs(protocol) == round(epochs * 1.3)
 
 
 def test_tune_sweep_is_recorded_per_pair_and_reused_until_its_settings_change(gain, monkeypatch, tmp_path):
@@ -513,7 +513,7 @@ def test_a_new_gism_default_waits_for_its_own_cost_and_keeps_the_old_timing(gain
     cost = gain.cost_file(protocol)
     cost.parent.mkdir(parents=True)
     cost.write_text(json.dumps({"gism_vs_vanilla": 1.5, "gism_settings": old_settings, "cost_epochs": 2}))
-    assert gain.gism_cost(protocol) is None and gain.time_matched_epochs(protocol, 0) is None
+    assert gain.gism_cost(protocol) is None and gain.time_matched_epochs(protocol) is None
     for seed, epochs in ((0, 75), (1, 60)):
         folder = gain.record_dir(protocol, "vanilla_time_matched", seed)
         folder.mkdir(parents=True)
@@ -537,7 +537,7 @@ def test_a_new_gism_default_waits_for_its_own_cost_and_keeps_the_old_timing(gain
     assert timed["gism_settings"] == gain.settings(gain.specs(protocol)["gism"]) != old_settings
     assert timed["superseded_gism"] == [{"gism_vs_vanilla": 1.5, "gism_settings": old_settings}]
     assert len({f.rsplit("/", 1)[0] for f in folders}) == 1 and folders[0].startswith("cost/gism_")
-    assert gain.time_matched_epochs(protocol, 0) == round(50 * 32 / 22) == 73
+    assert gain.time_matched_epochs(protocol) == round(50 * 32 / 22) == 73
     folder = gain.record_dir(protocol, "vanilla_time_matched", 1)
     (folder / "metrics.json").write_text(json.dumps({"seed": 1, "epochs": 73, "map50_95": 0.2}))
     matched = gain.matched_to_gism(protocol, gain.collect(protocol)["vanilla_time_matched"])
