@@ -683,7 +683,7 @@ def step_main(protocol, seeds, only: list[str] | None = None):
         for method in ("vanilla", "gism", "builtin") if ready else ("vanilla",):
             if wanted(method):
                 ensure(protocol, method, seed, s[method])
-        epochs = time_matched_epochs(protocol)
+        epochs = time_matched_epochs(protocol)  # per seed: without a cost file it needs a finished GISM run's times
         if epochs and wanted("vanilla_time_matched"):
             ensure(protocol, "vanilla_time_matched", seed, {**s["vanilla"], "epochs": epochs})
 
@@ -870,29 +870,39 @@ def step_report(protocol, command):
     print(markdown(report))
 
 
+GOALS = ("gism_vs_vanilla_at_least_2_points", "gism_vs_builtin_at_least_1_point",
+         "gism_mean_minus_std_above_builtin_mean_plus_std", "gism_above_time_matched_vanilla", "gism_closes_half_the_gap")
+
+
+def goal_checks(summary: dict) -> dict[str, tuple[bool | None, str]]:
+    """Each of the gain issue's goals as (met, the figures behind the verdict); met is None, with no figures, while a
+    method it needs has not run. One place for both, so a verdict and the numbers shown beside it cannot disagree."""
+    mean = {m: s["map50_95_mean"] for m, s in summary.items()}
+    std = {m: s["map50_95_std"] for m, s in summary.items()}
+    seeds = {m: len(s.get("seeds", [])) for m, s in summary.items()}
+    gism, vanilla, builtin, matched, teacher = (
+        mean.get(m) for m in ("gism", "vanilla", "builtin", "vanilla_time_matched", "teacher"))
+    gap = summary.get("gism", {}).get("gap_closed")
+    checks = dict.fromkeys(GOALS, (None, ""))
+    if gism is not None and vanilla is not None:
+        checks["gism_vs_vanilla_at_least_2_points"] = (gism - vanilla >= 0.02, f"{(gism - vanilla) * 100:+.2f} points")
+    if gism is not None and builtin is not None:
+        checks["gism_vs_builtin_at_least_1_point"] = (gism - builtin >= 0.01, f"{(gism - builtin) * 100:+.2f} points")
+        if seeds["gism"] > 1 and seeds["builtin"] > 1:  # one seed has no std to compare
+            low, high = gism - std["gism"], builtin + std["builtin"]
+            checks["gism_mean_minus_std_above_builtin_mean_plus_std"] = (low > high, f"{low:.4f} against {high:.4f}")
+    if gism is not None and matched is not None:
+        checks["gism_above_time_matched_vanilla"] = (
+            gism > matched, f"{gism:.4f} against {matched:.4f}, {(gism - matched) * 100:+.2f} points")
+    if gap is not None:
+        half = f"; half is {(vanilla + teacher) / 2:.4f}" if vanilla is not None and teacher is not None else ""
+        checks["gism_closes_half_the_gap"] = (gap >= 0.5, f"{gap * 100:.2f} % of the gap{half}")
+    return checks
+
+
 def goals(summary: dict) -> dict:
     """The gain issue's goals, each true/false, or None while a method it needs has not run."""
-    def mean(m):
-        return summary[m]["map50_95_mean"] if m in summary else None
-
-    def std(m):
-        return summary[m]["map50_95_std"] if m in summary else None
-
-    def seeds(m):
-        return len(summary[m].get("seeds", [])) if m in summary else 0
-
-    gism, vanilla, builtin, matched = (mean(m) for m in ("gism", "vanilla", "builtin", "vanilla_time_matched"))
-    both = gism is not None and builtin is not None
-    spread = both and seeds("gism") > 1 and seeds("builtin") > 1  # one seed has no std to compare
-    return {
-        "gism_vs_vanilla_at_least_2_points": None if gism is None or vanilla is None else gism - vanilla >= 0.02,
-        "gism_vs_builtin_at_least_1_point": gism - builtin >= 0.01 if both else None,
-        "gism_mean_minus_std_above_builtin_mean_plus_std":
-            gism - std("gism") > builtin + std("builtin") if spread else None,
-        "gism_above_time_matched_vanilla": None if gism is None or matched is None else gism > matched,
-        "gism_closes_half_the_gap": None if summary.get("gism", {}).get("gap_closed") is None
-        else summary["gism"]["gap_closed"] >= 0.5,
-    }
+    return {name: met for name, (met, _) in goal_checks(summary).items()}
 
 
 STILL_RISING_POINTS = 0.2  # a vanilla gain over the last tenth of epochs above this counts as unconverged
@@ -923,28 +933,11 @@ def readme_section(report) -> str:
 def goal_lines(report) -> list[str]:
     """Each goal's verdict with the figures behind it, so a goal missed by a hair reads differently from one missed
     by a mile (the gap closed rounds to 0.49 or 0.50 in the tables)."""
-    summary = report["summary"]
-    mean, std = ({m: s[k] for m, s in summary.items()} for k in ("map50_95_mean", "map50_95_std"))
-    gism, vanilla, builtin = (mean.get(m) for m in ("gism", "vanilla", "builtin"))
-    figures = {}
-    if gism is not None and vanilla is not None:
-        figures["gism_vs_vanilla_at_least_2_points"] = f"{(gism - vanilla) * 100:+.2f} points"
-    if gism is not None and builtin is not None:
-        figures["gism_vs_builtin_at_least_1_point"] = f"{(gism - builtin) * 100:+.2f} points"
-        figures["gism_mean_minus_std_above_builtin_mean_plus_std"] = (
-            f"{gism - std['gism']:.4f} against {builtin + std['builtin']:.4f}")
-    if gism is not None and "vanilla_time_matched" in mean:
-        matched = mean["vanilla_time_matched"]
-        figures["gism_above_time_matched_vanilla"] = (f"{gism:.4f} against {matched:.4f}, "
-                                                      f"{(gism - matched) * 100:+.2f} points")
-    gap = summary.get("gism", {}).get("gap_closed")
-    if gap is not None and vanilla is not None and "teacher" in mean:
-        figures["gism_closes_half_the_gap"] = (f"{gap * 100:.2f} % of the gap; half is "
-                                               f"{(vanilla + mean['teacher']) / 2:.4f}")
+    figures = {name: figure for name, (_, figure) in goal_checks(report["summary"]).items()}
     verdict = {True: "met", False: "**not met**", None: "not measured yet"}
     lines = ["", "Goals (CPU protocol), judged on `gism`:"]
     for name, ok in report["goals"].items():
-        shown = f" ({figures[name]})" if ok is not None and name in figures else ""
+        shown = f" ({figures[name]})" if ok is not None and figures.get(name) else ""
         lines.append(f"- {name.replace('_', ' ')}: {verdict[ok]}{shown}")
     return lines
 
