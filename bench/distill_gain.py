@@ -527,9 +527,25 @@ def cost_ratio(protocol: dict, method: str) -> float | None:
     measurement, which set the main time-matched run's epochs."""
     cost = json.loads(cost_file(protocol).read_text()) if cost_file(protocol).exists() else {}
     timed = protocol.get("cost_as", {}).get(method, method)
-    measured = cost.get("methods", {}).get(timed, {}).get("vs_vanilla")
+    entry = cost.get("methods", {}).get(timed, {})
+    measured = entry.get("vs_vanilla") if timed_as_now(entry, method_specs(protocol).get(timed)) else None
     ratio = gism_cost(protocol) if measured is None and timed == "gism" else measured
     return ratio and without_teacher_at_the_end(method_specs(protocol).get(method, {}), ratio)
+
+
+def timed_as_now(entry: dict, spec: dict | None) -> bool:
+    """Whether a cost entry among `methods` timed the settings its method has now. The epochs are left out (an
+    epoch costs the same however many follow, so protocols of other lengths share a timing), and an entry from
+    before settings were stored, or for a method this protocol does not define, is taken as it is."""
+    if not entry.get("settings") or spec is None:
+        return True
+    ran = recorded_settings({"settings": entry["settings"]})
+    return {**ran, "epochs": None} == {**settings(spec), "epochs": None}
+
+
+def settings_tag(values: dict) -> str:
+    """Short hash of a method's settings: the folder of its cost runs, fresh for each settings timed."""
+    return hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def without_teacher_at_the_end(spec: dict, ratio: float) -> float:
@@ -601,10 +617,13 @@ def step_cost(protocol, command: str) -> dict:
     Epoch times of the full runs are no good for this: they come from different sessions, on a machine whose speed
     has varied threefold between sessions. Here short runs of each (`cost_epochs`, distilling from the first
     epoch) alternate with vanilla runs in one process, so both are timed under the same conditions. Methods
-    already measured are kept; only missing ones are timed, and GISM again once its settings have changed."""
+    already measured are kept; only missing ones are timed, and GISM or a method again once its settings have
+    changed (the old timing kept under superseded_gism or superseded_methods)."""
     out = cost_file(protocol)
     cost = json.loads(out.read_text()) if out.exists() else {}
-    missing = [m for m in protocol.get("cost_methods", []) if m not in cost.get("methods", {})]
+    timed, now = cost.get("methods", {}), specs(protocol)
+    missing = [m for m in protocol.get("cost_methods", [])
+               if m not in timed or not timed_as_now(timed[m], now.get(m))]
     gism_timed = gism_cost(protocol) is not None
     if (gism_timed and not missing) or not teacher_ready(protocol, "cost"):
         return cost
@@ -614,17 +633,21 @@ def step_cost(protocol, command: str) -> dict:
         if "gism_vs_vanilla" in old:
             cost.setdefault("superseded_gism", []).append(old)
         gism = settings(method_specs(protocol)["gism"])
-        tag = hashlib.sha1(json.dumps(gism, sort_keys=True).encode()).hexdigest()[:8]  # all four runs fresh per settings
-        seconds = _time_in_turn(protocol, "gism", epochs, folder=lambda i, m: f"cost/gism_{tag}/{i}_{m}")
+        runs_at = f"cost/gism_{settings_tag(gism)}"  # all four runs fresh for each settings timed
+        seconds = _time_in_turn(protocol, "gism", epochs, folder=lambda i, m: f"{runs_at}/{i}_{m}")
         cost.update({"gism_vs_vanilla": statistics.mean(seconds["gism"]) / statistics.mean(seconds["vanilla"]),
                      "gism_settings": gism, "epoch_seconds": seconds,
                      "order": list(COST_ORDER), "cost_epochs": epochs, **_stamp(command)})
         print(f"[distill_gain] GISM epoch = {cost['gism_vs_vanilla']:.3f} x vanilla epoch ({out})", flush=True)
     for method in missing:
-        seconds = _time_in_turn(protocol, method, epochs, folder=lambda i, m: f"cost/{method}/{i}_{m}")
+        if method in cost.get("methods", {}):  # timed with other settings: kept, and timed afresh in new folders
+            cost.setdefault("superseded_methods", {}).setdefault(method, []).append(cost["methods"].pop(method))
+        ran = settings(now[method])
+        runs_at = f"cost/{method}_{settings_tag(ran)}"
+        seconds = _time_in_turn(protocol, method, epochs, folder=lambda i, m: f"{runs_at}/{i}_{m}")
         cost.setdefault("methods", {})[method] = {
             "vs_vanilla": statistics.mean(seconds[method]) / statistics.mean(seconds["vanilla"]),
-            "epoch_seconds": seconds, "settings": settings(specs(protocol)[method]), **_stamp(command)}
+            "epoch_seconds": seconds, "settings": ran, **_stamp(command)}
         print(f"[distill_gain] {method} epoch = {cost['methods'][method]['vs_vanilla']:.3f} x vanilla epoch",
               flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -500,6 +500,47 @@ def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(g
     assert gain.step_cost(protocol, "cmd") == cost and trained == []  # nothing missing: nothing timed again
 
 
+def test_a_method_timed_with_other_settings_is_timed_again_and_its_old_timing_kept(gain, monkeypatch, tmp_path):
+    """A cost entry counts only for the settings it timed (epochs aside: protocols of other lengths share one):
+    were an ablation's settings changed, its old epoch cost would otherwise price the new run."""
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
+    protocol["cost_methods"] = ["ablation_kd_every4"]
+    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
+    monkeypatch.setattr(gain, "environment", lambda: {})
+    gism = gain.settings(gain.specs(protocol)["gism"])
+    every4 = gain.settings(gain.specs(protocol)["ablation_kd_every4"])
+    old = {"vs_vanilla": 1.08, "settings": {**every4, "epochs": 10}}  # timed for a shorter protocol: still counts
+    cost = {"gism_vs_vanilla": 1.4, "gism_settings": gism, "methods": {"ablation_kd_every4": old}}
+    gain.cost_file(protocol).parent.mkdir(parents=True)
+    gain.cost_file(protocol).write_text(json.dumps(cost))
+    assert gain.cost_ratio(protocol, "ablation_kd_every4") == 1.08
+    assert gain.step_cost(protocol, "cmd") == cost  # nothing to time
+
+    protocol["ablations"]["kd_every4"] = {**protocol["ablations"]["kd_every4"], "kd_every": 2}
+    assert gain.cost_ratio(protocol, "ablation_kd_every4") is None
+    per_epoch = {"vanilla": [20.0, 22.0], "ablation_kd_every4": [26.0, 28.0]}
+    folders = []
+
+    def fake_run(args, **kwargs):
+        job = json.loads(args[-1])
+        name = "vanilla" if job["spec"]["kind"] == "plain" else "ablation_kd_every4"
+        folders.append(job["method"])
+        folder = gain.run_dir(protocol, job["method"], 0)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"epoch_seconds": per_epoch[name].pop(0)}))
+
+    monkeypatch.setattr(gain.subprocess, "run", fake_run)
+    timed = gain.step_cost(protocol, "cmd")
+    assert len(folders) == 4 and all(f.startswith("cost/ablation_kd_every4_") for f in folders)
+    assert timed["methods"]["ablation_kd_every4"]["vs_vanilla"] == pytest.approx(27 / 21)
+    assert timed["methods"]["ablation_kd_every4"]["settings"]["gism"]["kd_every"] == 2
+    assert timed["superseded_methods"] == {"ablation_kd_every4": [old]}
+    assert gain.cost_ratio(protocol, "ablation_kd_every4") == pytest.approx(27 / 21)
+    assert timed["gism_vs_vanilla"] == 1.4  # GISM's own timing untouched
+
+
 def test_a_new_gism_default_waits_for_its_own_cost_and_keeps_the_old_timing(gain, monkeypatch, tmp_path):
     """GISM's time fixes the time-matched run's epochs. A cost measured with other GISM settings (e.g. the defaults
     before a change) must not set them: the time-matched records go out of the report, steps=cost times the new
