@@ -466,13 +466,32 @@ def test_match_time_may_only_name_runs_that_steps_ablations_trains(gain, tmp_pat
             gain.load_protocol(str(protocol))
 
 
-def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(gain, monkeypatch, tmp_path):
-    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
-    protocol["cost_methods"] = ["ablation_kd_every4"]
+def _timing_sandbox(gain, monkeypatch, tmp_path) -> None:
+    """Runs and results under tmp_path, the teacher taken as ready, no environment probe: for steps=cost."""
     monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
     monkeypatch.setattr(gain, "environment", lambda: {})
+
+
+def _short_runs(gain, protocol, per_epoch: dict, distilled: str, folders: list):
+    """Stands in for subprocess.run of one short cost run: writes the next epoch time of `vanilla` (a plain run)
+    or of `distilled`, and notes the run's folder in `folders`."""
+    def fake_run(args, **kwargs):
+        job = json.loads(args[-1])
+        name = "vanilla" if job["spec"]["kind"] == "plain" else distilled
+        folders.append(job["method"])
+        folder = gain.run_dir(protocol, job["method"], 0)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"epoch_seconds": per_epoch[name].pop(0)}))
+
+    return fake_run
+
+
+def test_cost_is_timed_in_turn_with_vanilla_and_only_missing_methods_are_added(gain, monkeypatch, tmp_path):
+    protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
+    protocol["cost_methods"] = ["ablation_kd_every4"]
+    _timing_sandbox(gain, monkeypatch, tmp_path)
     per_epoch = {"vanilla": [20.0, 24.0, 22.0, 26.0], "gism": [33.0, 37.0], "ablation_kd_every4": [27.0, 29.0]}
     trained = []
 
@@ -505,10 +524,7 @@ def test_a_method_timed_with_other_settings_is_timed_again_and_its_old_timing_ke
     were an ablation's settings changed, its old epoch cost would otherwise price the new run."""
     protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu_long.yaml"))
     protocol["cost_methods"] = ["ablation_kd_every4"]
-    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
-    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
-    monkeypatch.setattr(gain, "environment", lambda: {})
+    _timing_sandbox(gain, monkeypatch, tmp_path)
     gism = gain.settings(gain.specs(protocol)["gism"])
     every4 = gain.settings(gain.specs(protocol)["ablation_kd_every4"])
     old = {"vs_vanilla": 1.08, "settings": {**every4, "epochs": 10}}  # timed for a shorter protocol: still counts
@@ -523,15 +539,7 @@ def test_a_method_timed_with_other_settings_is_timed_again_and_its_old_timing_ke
     per_epoch = {"vanilla": [20.0, 22.0], "ablation_kd_every4": [26.0, 28.0]}
     folders = []
 
-    def fake_run(args, **kwargs):
-        job = json.loads(args[-1])
-        name = "vanilla" if job["spec"]["kind"] == "plain" else "ablation_kd_every4"
-        folders.append(job["method"])
-        folder = gain.run_dir(protocol, job["method"], 0)
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"epoch_seconds": per_epoch[name].pop(0)}))
-
-    monkeypatch.setattr(gain.subprocess, "run", fake_run)
+    monkeypatch.setattr(gain.subprocess, "run", _short_runs(gain, protocol, per_epoch, "ablation_kd_every4", folders))
     timed = gain.step_cost(protocol, "cmd")
     assert len(folders) == 4 and all(f.startswith("cost/ablation_kd_every4_") for f in folders)
     assert timed["methods"]["ablation_kd_every4"]["vs_vanilla"] == pytest.approx(27 / 21)
@@ -546,10 +554,7 @@ def test_a_new_gism_default_waits_for_its_own_cost_and_keeps_the_old_timing(gain
     before a change) must not set them: the time-matched records go out of the report, steps=cost times the new
     settings in four fresh runs, and the old timing is kept under superseded_gism."""
     protocol = gain.load_protocol(str(ROOT / "cfg" / "distill_gain_cpu.yaml"))
-    monkeypatch.setattr(gain, "RUNS", tmp_path / "runs")
-    monkeypatch.setattr(gain, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(gain, "teacher_ready", lambda *a: True)
-    monkeypatch.setattr(gain, "environment", lambda: {})
+    _timing_sandbox(gain, monkeypatch, tmp_path)
     old_settings = gain.settings(gain.specs(protocol)["ablation_gism_v1"])
     cost = gain.cost_file(protocol)
     cost.parent.mkdir(parents=True)
@@ -564,15 +569,7 @@ def test_a_new_gism_default_waits_for_its_own_cost_and_keeps_the_old_timing(gain
     per_epoch = {"vanilla": [20.0, 24.0], "gism": [30.0, 34.0]}
     folders = []
 
-    def fake_run(args, **kwargs):
-        job = json.loads(args[-1])
-        name = "vanilla" if job["spec"]["kind"] == "plain" else "gism"
-        folders.append(job["method"])
-        folder = gain.run_dir(protocol, job["method"], 0)
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"epoch_seconds": per_epoch[name].pop(0)}))
-
-    monkeypatch.setattr(gain.subprocess, "run", fake_run)
+    monkeypatch.setattr(gain.subprocess, "run", _short_runs(gain, protocol, per_epoch, "gism", folders))
     timed = gain.step_cost(protocol, "cmd")
     assert timed["gism_vs_vanilla"] == pytest.approx(32 / 22)
     assert timed["gism_settings"] == gain.settings(gain.specs(protocol)["gism"]) != old_settings
